@@ -1,0 +1,100 @@
+"""The command line: help, and a bench run on a tiny LightGCN folder writing the JSON record."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from unlearnrec.cli import main
+from unlearnrec.data import generate_synthetic, write_lightgcn
+
+
+def test_help_lists_the_commands():
+    out = subprocess.run(
+        [sys.executable, "-m", "unlearnrec.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for command in ("train", "pretrain", "unlearn", "bench", "evaluate", "data"):
+        assert command in out
+
+
+def test_bench_writes_the_documented_json(tmp_path, capsys):
+    """`bench` trains a base model, runs each method and writes the documented record."""
+    data = generate_synthetic(
+        num_users=200, num_items=150, num_groups=4, mean_interactions=15, seed=3
+    )
+    write_lightgcn(data, tmp_path / "tiny")
+    (tmp_path / "params.yaml").write_text("train:\n  max_epochs: 20\n  batch_size: 1024\n")
+    out = tmp_path / "bench.json"
+    code = main(
+        [
+            "bench",
+            "--data",
+            str(tmp_path / "tiny"),
+            "--request",
+            "random:0.02",
+            "--methods",
+            "retrain,unlearnrec",
+            "--json",
+            str(out),
+            "--device",
+            "cpu",
+            "--params",
+            str(tmp_path / "params.yaml"),
+            "--set",
+            "unlearnrec.pretrain_requests=3",
+            "--set",
+            "model.embedding_dim=16",
+        ]
+    )
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert result["dataset"] == "tiny" and result["device"].startswith("cpu")
+    assert result["request"]["kind"] == "random" and result["request"]["edges"] > 0
+    assert set(result["base"]) >= {"recall@20", "ndcg@20", "seconds"}
+    for name in ("retrain", "unlearnrec"):
+        row = result["methods"][name]
+        assert set(row) >= {
+            "seconds",
+            "recall@20",
+            "ndcg@20",
+            "recall_ratio",
+            "mi_bf",
+            "mi_ng",
+            "mia_auc",
+        }
+    assert result["methods"]["retrain"]["recall_ratio"] == 1.0
+    assert result["methods"]["unlearnrec"]["pretrain_seconds"] > 0
+    assert "unlearnrec" in capsys.readouterr().out  # the table
+
+
+def test_bad_request_spec_and_missing_data_are_clear_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="params file"):
+        main(["bench", "--data", str(tmp_path), "--params", str(tmp_path / "missing.yaml")])
+    (tmp_path / "p.yaml").write_text("{}\n")
+    assert (
+        main(["bench", "--data", str(tmp_path / "nope"), "--params", str(tmp_path / "p.yaml")]) == 2
+    )
+    assert "does not exist" in capsys.readouterr().err
+    data = generate_synthetic(num_users=50, num_items=40, num_groups=2, mean_interactions=8)
+    write_lightgcn(data, tmp_path / "d")
+    assert (
+        main(
+            [
+                "bench",
+                "--data",
+                str(tmp_path / "d"),
+                "--request",
+                "random:2",
+                "--params",
+                str(tmp_path / "p.yaml"),
+            ]
+        )
+        == 2
+    )
+    assert "FRACTION must be in (0, 1)" in capsys.readouterr().err

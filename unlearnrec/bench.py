@@ -1,0 +1,202 @@
+"""The unlearning benchmark: one base model, one request, every method, one table.
+
+Kept free of pydantic / SQL / Prefect imports so that it runs on the bare GPU machine.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from unlearnrec.config import ModelConfig, TrainConfig, from_dict, to_dict
+from unlearnrec.evaluation import evaluate_ranking
+from unlearnrec.experiment import Splits, build_request, train_base
+from unlearnrec.forgetting import ForgettingConfig, ForgettingProbe, ModelForgetting, compare
+from unlearnrec.training import EpochCallback
+from unlearnrec.unlearning import METHODS, ModelState
+
+
+@dataclass
+class BenchSettings:
+    request: str = "random:0.01"
+    methods: tuple[str, ...] = ("retrain", "unlearnrec")
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    forgetting: ForgettingConfig = field(default_factory=ForgettingConfig)
+    seed: int = 0
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"cpu:{platform.processor() or platform.machine()} x{torch.get_num_threads()}"
+
+
+def _peak_mb(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(device) / 2**20
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def run_bench(
+    splits: Splits,
+    settings: BenchSettings,
+    device: torch.device,
+    *,
+    log: Callable[[str], None] = lambda _: None,
+    on_epoch: EpochCallback | None = None,
+) -> dict[str, Any]:
+    """Train the base, build the request, run each method, measure forgetting; a JSON-ready dict."""
+    for name in settings.methods:
+        if name not in METHODS:
+            raise ValueError(f"unknown method {name!r}; choose from {sorted(METHODS)}")
+    k = settings.train.topk[0]
+    fit = splits.fit
+    kind = settings.request.partition(":")[0]
+    _reset_peak(device)
+    started = time.perf_counter()
+    if kind == "noise":
+        log("training a clean model to find least-related pairs")
+        clean, clean_graph, _ = train_base(splits, fit, settings.model, settings.train, device)
+        known = np.concatenate([fit, splits.valid, splits.test])
+        request = build_request(settings.request, fit, settings.seed, (clean, clean_graph), known)
+        fit = np.concatenate([fit, request.edges])
+        del clean, clean_graph
+    else:
+        request = build_request(settings.request, fit, settings.seed)
+    log(f"request {request.kind}: {request.num_edges} edges; training the base model")
+    base, graph, base_result = train_base(
+        splits, fit, settings.model, settings.train, device, on_epoch=on_epoch
+    )
+    exclude_base = np.concatenate([graph.edges_numpy(), splits.valid])
+    users, items = base.final_embeddings(graph)
+    base_util = evaluate_ranking(users, items, splits.test, exclude_base, settings.train.topk)
+    state = ModelState(base, graph, splits.valid, settings.train)
+    known = np.concatenate([graph.edges_numpy(), splits.valid, splits.test])
+    probe = ForgettingProbe.build(
+        base, graph, request.edges, splits.test, known, settings.forgetting
+    )
+    results: dict[str, dict[str, Any]] = {}
+    measured: dict[str, ModelForgetting] = {}
+    for name in settings.methods:
+        method = METHODS[name](settings.method_params.get(name, {}))
+        _reset_peak(device)
+        prep = method.prepare(state)
+        prep_peak = _peak_mb(device)
+        _reset_peak(device)
+        log(f"{name}: unlearning")
+        outcome = method.unlearn(state, request)
+        peak = _peak_mb(device)
+        exclude = np.concatenate([outcome.graph.edges_numpy(), splits.valid])
+        m = probe.measure(outcome.model, outcome.graph, splits.test, exclude, settings.forgetting)
+        measured[name] = m
+        row: dict[str, Any] = {
+            "seconds": outcome.seconds,
+            f"recall@{k}": m.utility[f"recall@{k}"],
+            f"ndcg@{k}": m.utility[f"ndcg@{k}"],
+            "mi_bf": m.mi_bf,
+            "mi_ng": m.mi_ng,
+            "mia_auc": m.mia_auc,
+            "mia_auc_threshold": m.mia_auc_threshold,
+            "score_forgotten": m.score_forgotten,
+            "score_negative": m.score_negative,
+            "peak_gpu_mb": peak,
+            "details": outcome.details,
+        }
+        if prep:
+            row["pretrain_seconds"] = prep
+            row["pretrain_peak_gpu_mb"] = prep_peak
+        results[name] = row
+        del outcome
+    if "retrain" in measured:
+        ref = measured["retrain"]
+        for name, row in results.items():
+            ratios, over, under, reasons = compare(measured[name], ref, settings.forgetting)
+            row["recall_ratio"] = ratios[f"recall@{k}"]
+            row["ndcg_ratio"] = ratios[f"ndcg@{k}"]
+            row["speedup"] = results["retrain"]["seconds"] / max(row["seconds"], 1e-9)
+            row["over_unlearning"], row["under_unlearning"] = over, under
+            row["flags"] = reasons
+    return {
+        "dataset": splits.name,
+        "device": device_name(device),
+        "torch": torch.__version__,
+        "request": {"spec": settings.request, **request.describe()},
+        "base": {
+            f"recall@{k}": base_util[f"recall@{k}"],
+            f"ndcg@{k}": base_util[f"ndcg@{k}"],
+            "seconds": base_result.seconds_to_best,
+            "total_seconds": base_result.seconds,
+            "best_epoch": base_result.best_epoch,
+            "peak_gpu_mb": _peak_mb(device),
+        },
+        "config": {
+            "model": to_dict(settings.model),
+            "train": to_dict(settings.train),
+            "method_params": settings.method_params,
+            "forgetting": to_dict(settings.forgetting),
+        },
+        "methods": results,
+        "wall_seconds": time.perf_counter() - started,
+    }
+
+
+def settings_from_params(
+    params: Any, request: str, methods: tuple[str, ...], seed: int = 0
+) -> BenchSettings:
+    """Bench settings from a ``config.Params`` (params.yaml)."""
+    return BenchSettings(
+        request=request,
+        methods=methods,
+        model=params.model,
+        train=params.train,
+        method_params={"retrain": params.retrain, "unlearnrec": params.unlearnrec},
+        forgetting=from_dict(ForgettingConfig, params.forgetting),
+        seed=seed,
+    )
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """A fixed-width text table of a bench result."""
+    k = next(key for key in result["base"] if key.startswith("recall@")).split("@")[1]
+    head = (
+        f"{'method':<12}{'seconds':>9}{'speedup':>9}{'recall@' + k:>11}{'ndcg@' + k:>9}"
+        f"{'R-ratio':>9}{'MI-BF':>8}{'MI-NG':>8}{'MIA-AUC':>9}{'peakMB':>8}"
+    )
+    lines = [
+        f"dataset {result['dataset']}  device {result['device']}  request "
+        f"{result['request']['spec']} ({result['request']['edges']} edges)",
+        f"base: recall@{k} {result['base'][f'recall@{k}']:.4f}  ndcg@{k} "
+        f"{result['base'][f'ndcg@{k}']:.4f}  trained in {result['base']['seconds']:.1f}s",
+        head,
+    ]
+
+    def num(v: Any, fmt: str) -> str:
+        return format(v, fmt) if isinstance(v, (int, float)) else "-"
+
+    for name, row in result["methods"].items():
+        lines.append(
+            f"{name:<12}{num(row['seconds'], '9.2f')}{num(row.get('speedup'), '9.1f')}"
+            f"{num(row[f'recall@{k}'], '11.4f')}{num(row[f'ndcg@{k}'], '9.4f')}"
+            f"{num(row.get('recall_ratio'), '9.3f')}{num(row['mi_bf'], '8.3f')}"
+            f"{num(row['mi_ng'], '8.3f')}{num(row['mia_auc'], '9.3f')}"
+            f"{num(row.get('peak_gpu_mb'), '8.0f')}"
+        )
+        if "pretrain_seconds" in row:
+            lines.append(
+                f"{'':<12}(encoder pre-training: {row['pretrain_seconds']:.2f}s, once "
+                "per base model)"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,343 @@
+"""The ``unlearnrec`` command line. Thin: parse arguments, call the library, print.
+
+Heavy imports (torch, the pipeline) happen inside the commands, so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PARAMS = "params.yaml"
+
+
+def _params(path: str | None, overrides: list[str] | None = None):
+    """params.yaml (when present) with ``--set section.key=value`` overrides applied."""
+    import yaml
+
+    from unlearnrec.config import params_from_dict
+
+    raw: dict[str, Any] = {}
+    if path and Path(path).exists():
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    elif path and path != DEFAULT_PARAMS:
+        raise SystemExit(f"error: params file {path} not found")
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        section, dot, field = key.partition(".")
+        if not sep or not dot:
+            raise SystemExit(f"error: --set expects section.key=value, got {item!r}")
+        raw.setdefault(section, {})[field] = yaml.safe_load(value)
+    return params_from_dict(raw), raw
+
+
+def _device(name: str):
+    from unlearnrec.training import resolve_device
+
+    return resolve_device(name)
+
+
+def _progress(desc: str, total: int):
+    """An epoch callback that drives a tqdm bar on stderr."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="epoch", file=sys.stderr, leave=False, mininterval=1.0)
+
+    def on_epoch(record: dict[str, Any]) -> None:
+        bar.update(1)
+        post = {"loss": f"{record['loss']:.4f}"}
+        post.update(
+            {
+                k.replace("valid_", ""): f"{v:.4f}"
+                for k, v in record.items()
+                if k.startswith("valid_recall")
+            }
+        )
+        bar.set_postfix(post, refresh=False)
+
+    return on_epoch, bar
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# -- commands -----------------------------------------------------------------------------------
+def cmd_data_synthesize(args: argparse.Namespace) -> int:
+    from unlearnrec.data import write_synthetic
+
+    data = write_synthetic(
+        args.out, num_users=args.num_users, num_items=args.num_items, seed=args.seed
+    )
+    print(json.dumps(data.stats()))
+    return 0
+
+
+def cmd_data_stats(args: argparse.Namespace) -> int:
+    from unlearnrec.data import read_dataset
+
+    kw = {"min_rating": args.min_rating} if args.min_rating is not None else {}
+    data = read_dataset(args.path, **kw)
+    print(json.dumps({**data.stats(), "content_hash": data.content_hash()}, indent=2))
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from unlearnrec import pipeline
+
+    params, _ = _params(args.params, args.set)
+    splits = pipeline.prepare(params, Path(args.out))
+    print(json.dumps(splits.stats(), indent=2))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from unlearnrec import pipeline
+
+    params, _ = _params(args.params, args.set)
+    on_epoch, bar = _progress(f"train {params.model.name}", params.train.max_epochs)
+    with bar:
+        metrics = pipeline.train(
+            params, Path(args.splits), Path(args.out), _device(args.device), on_epoch=on_epoch
+        )
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from unlearnrec import pipeline
+
+    params, _ = _params(args.params, args.set)
+    metrics = pipeline.pretrain(
+        params, Path(args.splits), Path(args.base), Path(args.out), _device(args.device)
+    )
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from unlearnrec import pipeline
+
+    params, raw = _params(args.params, args.set)
+    evaluate_params = dict(raw.get("evaluate") or {})
+    if args.request:
+        evaluate_params["request"] = args.request
+    report = pipeline.evaluate(
+        params,
+        evaluate_params,
+        Path(args.splits),
+        Path(args.base),
+        Path(args.encoder),
+        Path(args.out),
+        _device(args.device),
+        log=_log,
+    )
+    print(pipeline.format_report(report))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from unlearnrec.pipeline import format_report
+
+    path = Path(args.path)
+    if not path.exists():
+        raise SystemExit(f"error: {path} not found; run `dvc repro` first")
+    print(format_report(json.loads(path.read_text())))
+    return 0
+
+
+def cmd_unlearn(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from unlearnrec import pipeline
+    from unlearnrec.checkpoint import load_checkpoint, save_checkpoint
+    from unlearnrec.experiment import Splits, build_request
+    from unlearnrec.graph import Graph
+    from unlearnrec.unlearning import ModelState
+    from unlearnrec.unlearning.requests import explicit_edges
+
+    params, _ = _params(args.params, args.set)
+    device = _device(args.device)
+    splits = Splits.load(args.splits)
+    ckpt = load_checkpoint(args.base, device)
+    graph = Graph.from_edges(splits.fit, splits.num_users, splits.num_items, device)
+    if args.edges:
+        pairs = np.loadtxt(args.edges, delimiter=",", dtype=np.int64, ndmin=2)
+        request = explicit_edges(splits.fit, pairs, splits.num_items)
+    else:
+        request = build_request(args.request, splits.fit, args.seed)
+    method = pipeline.load_encoder(Path(args.encoder), device)
+    outcome = method.unlearn(ModelState(ckpt.model, graph, splits.valid, params.train), request)
+    out = Path(args.out)
+    digest = save_checkpoint(
+        out / "model.pt",
+        outcome.model,
+        train_config=ckpt.meta.get("train_config"),
+        data_hash=splits.data_hash,
+        metrics={},
+        extra={
+            "unlearned_from": ckpt.meta.get("code_version"),
+            "request": request.describe(),
+            "seconds": outcome.seconds,
+        },
+    )
+    np.savetxt(out / "removed_edges.csv", request.edges, fmt="%d", delimiter=",")
+    print(
+        json.dumps(
+            {
+                "model_sha256": digest,
+                "seconds": outcome.seconds,
+                "request": request.describe(),
+                **outcome.details,
+            },
+            indent=2,
+            default=str,
+        )
+    )
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from unlearnrec.bench import format_table, run_bench, settings_from_params
+    from unlearnrec.data import read_dataset
+    from unlearnrec.experiment import make_splits
+    from unlearnrec.pipeline import write_json
+
+    params, _ = _params(args.params, args.set)
+    data = read_dataset(
+        args.data,
+        min_rating=params.data.min_rating,
+        seed=params.data.seed,
+        test_fraction=params.data.test_fraction,
+    )
+    splits = make_splits(data, params.data.valid_fraction, params.data.seed)
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    settings = settings_from_params(params, args.request, methods, seed=args.seed)
+    on_epoch, bar = _progress("base model", params.train.max_epochs)
+    with bar:
+        result = run_bench(splits, settings, _device(args.device), log=_log, on_epoch=on_epoch)
+    result["command"] = " ".join(["unlearnrec", *sys.argv[1:]])
+    print(format_table(result))
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from unlearnrec.demo import run_demo
+
+    return run_demo(Path(args.root))
+
+
+# -- parser -------------------------------------------------------------------------------------
+def _common(p: argparse.ArgumentParser, *, device: bool = True) -> None:
+    p.add_argument("--params", default=DEFAULT_PARAMS, help="params.yaml (default: %(default)s)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="SECTION.KEY=VALUE",
+        help="override one parameter, e.g. --set train.batch_size=8192",
+    )
+    if device:
+        p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda:0")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="unlearnrec",
+        description="Certified forgetting for graph recommenders (UnlearnRec, SIGIR 2025).",
+    )
+    from unlearnrec import __version__
+
+    parser.add_argument("--version", action="version", version=f"unlearnrec {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = sub.add_parser("data", help="generate or inspect datasets")
+    dsub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    syn = dsub.add_parser("synthesize", help="write the deterministic synthetic dataset")
+    syn.add_argument("--out", default="data/synthetic")
+    syn.add_argument("--num-users", type=int, default=3000)
+    syn.add_argument("--num-items", type=int, default=2000)
+    syn.add_argument("--seed", type=int, default=0)
+    syn.set_defaults(func=cmd_data_synthesize)
+    st = dsub.add_parser("stats", help="read a dataset and print its sizes and content hash")
+    st.add_argument("path", help="LightGCN folder or MovieLens ratings file")
+    st.add_argument("--min-rating", type=float, default=None)
+    st.set_defaults(func=cmd_data_stats)
+
+    p = sub.add_parser("prepare", help="pipeline stage: read data, make the validation split")
+    _common(p, device=False)
+    p.add_argument("--out", default="artifacts/prepared")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", help="pipeline stage: train the base model")
+    _common(p)
+    p.add_argument("--splits", default="artifacts/prepared/splits.npz")
+    p.add_argument("--out", default="artifacts/base")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("pretrain", help="pipeline stage: pre-train the Influence Encoder")
+    _common(p)
+    p.add_argument("--splits", default="artifacts/prepared/splits.npz")
+    p.add_argument("--base", default="artifacts/base/model.pt")
+    p.add_argument("--out", default="artifacts/encoder")
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("unlearn", help="forget a request with UnlearnRec and save the new model")
+    _common(p)
+    p.add_argument("--splits", default="artifacts/prepared/splits.npz")
+    p.add_argument("--base", default="artifacts/base/model.pt")
+    p.add_argument("--encoder", default="artifacts/encoder/encoder.pt")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--request", help="random:F, users:N, items:N")
+    group.add_argument("--edges", help="CSV of internal user,item pairs to forget")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="artifacts/unlearned")
+    p.set_defaults(func=cmd_unlearn)
+
+    p = sub.add_parser("evaluate", help="pipeline stage: unlearn, retrain, forgetting report")
+    _common(p)
+    p.add_argument("--splits", default="artifacts/prepared/splits.npz")
+    p.add_argument("--base", default="artifacts/base/model.pt")
+    p.add_argument("--encoder", default="artifacts/encoder/encoder.pt")
+    p.add_argument("--request", default=None, help="override params' evaluate.request")
+    p.add_argument("--out", default="artifacts/evaluation")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("report", help="print the pipeline's forgetting report")
+    p.add_argument("--path", default="artifacts/evaluation/report.json")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("bench", help="benchmark unlearning methods on one request")
+    _common(p)
+    p.add_argument("--data", required=True, help="LightGCN folder or MovieLens ratings file")
+    p.add_argument(
+        "--request",
+        default="random:0.01",
+        help="random:FRACTION, users:COUNT, items:COUNT or noise:FRACTION",
+    )
+    p.add_argument("--methods", default="retrain,unlearnrec", help="comma-separated")
+    p.add_argument("--seed", type=int, default=0, help="seed of the request")
+    p.add_argument("--json", default=None, help="write the result as JSON here")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("demo", help="the main job: reproduce the pipeline and print the report")
+    p.add_argument("--root", default=".", help="repository root")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

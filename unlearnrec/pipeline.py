@@ -1,0 +1,261 @@
+"""The DVC pipeline's stages (prepare -> train -> pretrain -> evaluate) as plain functions.
+
+Each stage reads its inputs, calls the library, and writes its outputs atomically under
+``artifacts/``; ``dvc.yaml`` runs them through the CLI. Nothing here writes into ``data/``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from unlearnrec.checkpoint import load_checkpoint, save_checkpoint, save_torch
+from unlearnrec.config import Params, from_dict, to_dict
+from unlearnrec.experiment import Splits, build_request, load_splits, train_base
+from unlearnrec.files import atomic_write_text, sha256_file
+from unlearnrec.forgetting import ForgettingConfig, forgetting_report
+from unlearnrec.training import EpochCallback
+from unlearnrec.unlearning import ModelState, Retrain, UnlearnRec, UnlearnRecConfig
+from unlearnrec.unlearning.encoder import InfluenceEncoder
+
+ENCODER_FORMAT = "unlearnrec.encoder/1"
+
+
+def write_json(path: str | Path, value: Any) -> None:
+    atomic_write_text(path, json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_csv(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    fields: list[str] = []
+    for row in rows:
+        fields += [k for k in row if k not in fields]
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+# -- prepare ------------------------------------------------------------------------------------
+def prepare(params: Params, out: Path) -> Splits:
+    """Read the dataset, carve the validation split, write ``splits.npz`` and ``stats.json``."""
+    data, splits = load_splits(params.data)
+    splits.save(out / "splits.npz")
+    write_json(out / "stats.json", {**data.stats(), **splits.stats()})
+    return splits
+
+
+# -- train --------------------------------------------------------------------------------------
+def train(
+    params: Params,
+    splits_path: Path,
+    out: Path,
+    device: torch.device,
+    on_epoch: EpochCallback | None = None,
+) -> dict[str, Any]:
+    """Train the base model; ``model.pt``, ``metrics.json`` and the ``curve.csv`` plot."""
+    splits = Splits.load(splits_path)
+    model, graph, result = train_base(
+        splits, splits.fit, params.model, params.train, device, on_epoch=on_epoch
+    )
+    from unlearnrec.evaluation import evaluate_ranking
+
+    users, items = model.final_embeddings(graph)
+    test = evaluate_ranking(
+        users, items, splits.test, np.concatenate([splits.fit, splits.valid]), params.train.topk
+    )
+    metrics = {
+        "test": test,
+        "valid": result.best_valid,
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "seconds": round(result.seconds, 3),
+        "seconds_to_best": round(result.seconds_to_best, 3),
+    }
+    digest = save_checkpoint(
+        out / "model.pt",
+        model,
+        train_config=to_dict(params.train),
+        data_hash=splits.data_hash,
+        metrics=metrics,
+        extra={"splits_sha256": sha256_file(splits_path)},
+    )
+    write_json(out / "metrics.json", {**metrics, "model_sha256": digest})
+    write_csv(
+        out / "curve.csv",
+        [
+            {
+                "epoch": r["epoch"],
+                "loss": round(r["loss"], 6),
+                **{k: round(v, 6) for k, v in r.items() if k.startswith("valid_")},
+            }
+            for r in result.history
+            if any(k.startswith("valid_") for k in r)
+        ],
+    )
+    return metrics
+
+
+# -- pretrain -----------------------------------------------------------------------------------
+def save_encoder(path: Path, method: UnlearnRec, base_sha256: str) -> str:
+    assert method.encoder is not None
+    return save_torch(
+        path,
+        {
+            "format": ENCODER_FORMAT,
+            "config": to_dict(method.config),
+            "shape": list(method.encoder.h0.shape),
+            "num_layers": method.encoder.num_layers,
+            "state_dict": {k: v.detach().cpu() for k, v in method.encoder.state_dict().items()},
+            "base_sha256": base_sha256,
+        },
+    )
+
+
+def load_encoder(path: Path, device: torch.device) -> UnlearnRec:
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if payload.get("format") != ENCODER_FORMAT:
+        raise ValueError(f"{path}: not an unlearnrec encoder (format {payload.get('format')!r})")
+    config = from_dict(UnlearnRecConfig, payload["config"])
+    n, d = payload["shape"]
+    encoder = InfluenceEncoder(
+        n,
+        d,
+        payload["num_layers"],
+        readout=config.readout,
+        kappa=config.kappa,
+        w_eta_init=config.w_eta_init,
+        negative_slope=config.negative_slope,
+    )
+    encoder.load_state_dict(payload["state_dict"])
+    return UnlearnRec(config=config, encoder=encoder.to(device).eval())
+
+
+def pretrain(
+    params: Params, splits_path: Path, base_path: Path, out: Path, device: torch.device
+) -> dict[str, Any]:
+    """Pre-train the Influence Encoder of the base model; ``encoder.pt`` + metrics + curve."""
+    splits = Splits.load(splits_path)
+    ckpt = load_checkpoint(base_path, device)
+    from unlearnrec.graph import Graph
+
+    graph = Graph.from_edges(splits.fit, splits.num_users, splits.num_items, device)
+    method = UnlearnRec.from_params(params.unlearnrec)
+    seconds = method.prepare(ModelState(ckpt.model, graph, splits.valid, params.train))
+    digest = save_encoder(out / "encoder.pt", method, sha256_file(base_path))
+    last = method.pretrain_history[-1] if method.pretrain_history else {}
+    metrics = {
+        "seconds": round(seconds, 3),
+        "final_loss": last.get("loss"),
+        "requests": len(method.pretrain_history),
+        "encoder_sha256": digest,
+    }
+    write_json(out / "metrics.json", metrics)
+    write_csv(
+        out / "curve.csv",
+        [
+            {k: round(v, 6) if isinstance(v, float) else v for k, v in r.items()}
+            for r in method.pretrain_history
+        ],
+    )
+    return metrics
+
+
+# -- evaluate -----------------------------------------------------------------------------------
+def evaluate(
+    params: Params,
+    evaluate_params: dict[str, Any],
+    splits_path: Path,
+    base_path: Path,
+    encoder_path: Path,
+    out: Path,
+    device: torch.device,
+    log: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Unlearn the configured request with UnlearnRec, retrain the reference, and write the
+    forgetting report (``report.json``, a DVC metrics file)."""
+    splits = Splits.load(splits_path)
+    ckpt = load_checkpoint(base_path, device)
+    from unlearnrec.graph import Graph
+
+    graph = Graph.from_edges(splits.fit, splits.num_users, splits.num_items, device)
+    state = ModelState(ckpt.model, graph, splits.valid, params.train)
+    spec = evaluate_params.get("request", "random:0.01")
+    request = build_request(spec, splits.fit, int(evaluate_params.get("seed", 0)))
+    method = load_encoder(encoder_path, device)
+    log(f"unlearning {request.num_edges} edges ({spec}) with UnlearnRec")
+    outcome = method.unlearn(state, request)
+    log("retraining the reference on the residual graph")
+    reference = Retrain(overrides=params.retrain).unlearn(state, request)
+    log("measuring forgetting")
+    report = forgetting_report(
+        original=ckpt.model,
+        original_graph=graph,
+        unlearned=outcome.model,
+        unlearned_graph=outcome.graph,
+        reference=reference.model,
+        reference_graph=reference.graph,
+        request={"spec": spec, **request.describe()},
+        request_edges=request.edges,
+        test_edges=splits.test,
+        valid_edges=splits.valid,
+        config=from_dict(ForgettingConfig, params.forgetting),
+    )
+    result = {
+        **report.to_dict(),
+        "seconds": {
+            "unlearnrec": outcome.seconds,
+            "retrain": reference.seconds,
+            "speedup": reference.seconds / max(outcome.seconds, 1e-9),
+        },
+    }
+    write_json(out / "report.json", result)
+    return result
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The forgetting report as text, for the terminal."""
+    k = next(key for key in report["original_utility"] if key.startswith("recall@")).split("@")[1]
+    u, r = report["unlearned"], report["reference"]
+    rows = [
+        (
+            "Recall@" + k,
+            report["original_utility"][f"recall@{k}"],
+            u["utility"][f"recall@{k}"],
+            r["utility"][f"recall@{k}"],
+        ),
+        (
+            "NDCG@" + k,
+            report["original_utility"][f"ndcg@{k}"],
+            u["utility"][f"ndcg@{k}"],
+            r["utility"][f"ndcg@{k}"],
+        ),
+        ("MI-BF", 1.0, u["mi_bf"], r["mi_bf"]),
+        ("MI-NG", None, u["mi_ng"], r["mi_ng"]),
+        ("MIA AUC", None, u["mia_auc"], r["mia_auc"]),
+    ]
+    req = report["request"]
+    lines = [
+        f"Forgetting report: request {req['spec']} ({req['edges']} edges)",
+        f"{'':<10}{'original':>10}{'unlearned':>11}{'retrain':>10}",
+    ]
+    for name, o, a, b in rows:
+        o_s = f"{o:10.4f}" if o is not None else f"{'-':>10}"
+        lines.append(f"{name:<10}{o_s}{a:11.4f}{b:10.4f}")
+    s = report["seconds"]
+    lines.append(
+        f"seconds: unlearnrec {s['unlearnrec']:.2f}, retrain {s['retrain']:.2f} "
+        f"(speed-up {s['speedup']:.1f}x)"
+    )
+    verdict = "PASS" if report["passed"] else "FAIL"
+    lines.append(
+        f"verdict: {verdict}" + (f" ({'; '.join(report['reasons'])})" if report["reasons"] else "")
+    )
+    return "\n".join(lines)
