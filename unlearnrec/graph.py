@@ -38,11 +38,12 @@ def propagate(adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def normalized_adjacency(
-    edges: torch.Tensor, num_users: int, num_items: int, *, weights: torch.Tensor | None = None
+    edges: torch.Tensor, num_users: int, num_items: int, *, degrees: torch.Tensor | None = None
 ) -> torch.Tensor:
     """D^{-1/2} A D^{-1/2} of the bipartite graph as an (N, N) sparse CSR tensor.
 
-    ``edges``: (E, 2) long tensor of (user, item). Nodes of degree 0 get an empty row.
+    ``edges``: (E, 2) long tensor of (user, item). ``degrees``: (N,) the D to normalise by
+    (default: the degrees in ``edges`` itself). Nodes of degree 0 get an empty row.
     """
     n = num_users + num_items
     device = edges.device
@@ -54,12 +55,15 @@ def normalized_adjacency(
             return torch.sparse_csr_tensor(crow, empty, empty.float(), (n, n))
     rows = torch.cat([edges[:, 0], edges[:, 1] + num_users])
     cols = torch.cat([edges[:, 1] + num_users, edges[:, 0]])
-    w = torch.ones(len(edges), device=device) if weights is None else weights.float()
-    w = torch.cat([w, w])
-    deg = torch.zeros(n, device=device).index_add_(0, rows, w)
+    if degrees is None:
+        deg = torch.zeros(n, device=device).index_add_(
+            0, rows, torch.ones_like(rows, dtype=torch.float)
+        )
+    else:
+        deg = degrees.float()
     inv_sqrt = deg.pow(-0.5)
     inv_sqrt[deg == 0] = 0.0
-    values = inv_sqrt[rows] * w * inv_sqrt[cols]
+    values = inv_sqrt[rows] * inv_sqrt[cols]
     with warnings.catch_warnings():
         # torch flags every sparse CSR construction as "beta"; the ops used here are stable.
         warnings.simplefilter("ignore", UserWarning)

@@ -190,6 +190,7 @@ def evaluate(
     spec = evaluate_params.get("request", "random:0.01")
     request = build_request(spec, splits.fit, int(evaluate_params.get("seed", 0)))
     method = load_encoder(encoder_path, device)
+    method.warm_up(state)
     log(f"unlearning {request.num_edges} edges ({spec}) with UnlearnRec")
     outcome = method.unlearn(state, request)
     log("retraining the reference on the residual graph")

@@ -2,7 +2,7 @@
 
 For a request with IDM Â_Δ over N nodes, embedding size d, L backbone layers:
 
-    H^l   = Â_Δ H^{l-1}, l = 1..L,      H̄ = Σ_{l=0..L} H^l  (readout "sum")  or  H^L ("last")
+    H^l   = Â_Δ H^{l-1}, l = 1..L,  H̄ = Σ_{l=0..L} H^l ("sum"), Σ_{l=1..L} H^l ("hops") or H^L
     E_w^0 = Ē ⊙ W_η,  E_w^l = Â_Δ E_w^{l-1},  Ē_w = E_w^L
     ΔE0   = H̄ − κ·Ē_w
     Ẽ0    = E0 + MLP(ΔE0)   (on the nodes the request touches; see ``UnlearnRecConfig.scope``)
@@ -48,8 +48,8 @@ class InfluenceEncoder(nn.Module):
         negative_slope: float = 0.2,
     ):
         super().__init__()
-        if readout not in ("sum", "last"):
-            raise ValueError(f"readout must be 'sum' or 'last', not {readout!r}")
+        if readout not in ("sum", "hops", "last"):
+            raise ValueError(f"readout must be 'sum', 'hops' or 'last', not {readout!r}")
         self.num_layers = max(num_layers, 1)  # MF has no layers; the IE still needs one hop
         self.readout = readout
         self.kappa = kappa
@@ -60,11 +60,11 @@ class InfluenceEncoder(nn.Module):
     def delta(self, idm: torch.Tensor, final_emb: torch.Tensor) -> torch.Tensor:
         """ΔE0 (N, d) for IDM ``idm`` (N, N) and the current model's final embeddings Ē (N, d)."""
         h = self.h0
-        h_sum = h
+        h_sum = h if self.readout == "sum" else torch.zeros_like(h)
         for _ in range(self.num_layers):
             h = propagate(idm, h)
             h_sum = h_sum + h
-        h_bar = h_sum if self.readout == "sum" else h
+        h_bar = h if self.readout == "last" else h_sum
         w = final_emb * self.w_eta
         for _ in range(self.num_layers):
             w = propagate(idm, w)

@@ -25,10 +25,18 @@ class InfluenceDependency:
 
 
 def influence_dependency(
-    removed: np.ndarray | torch.Tensor, num_users: int, num_items: int, device
+    removed: np.ndarray | torch.Tensor,
+    num_users: int,
+    num_items: int,
+    device,
+    graph_degrees: torch.Tensor | None = None,
 ) -> InfluenceDependency:
+    """The IDM of ``removed`` (E_Δ, 2). Normalised by the request's own degrees D_Δ (the method's
+    definition) or, with ``graph_degrees`` (N,), by the training graph's degrees D: then Â_Δ is
+    exactly the part of the backbone's normalised adjacency that the request takes away, and a
+    node's correction scales with the share of its edges removed."""
     edges = torch.as_tensor(np.asarray(removed), dtype=torch.long, device=device).reshape(-1, 2)
-    matrix = normalized_adjacency(edges, num_users, num_items)
+    matrix = normalized_adjacency(edges, num_users, num_items, degrees=graph_degrees)
     touched = torch.zeros(num_users + num_items, dtype=torch.bool, device=device)
     touched[edges[:, 0]] = True
     touched[edges[:, 1] + num_users] = True
@@ -41,7 +49,10 @@ def drop_edges(
     generator: torch.Generator,
     num_users: int,
     num_items: int,
+    graph_degrees: torch.Tensor | None = None,
 ) -> InfluenceDependency:
     """An edge-dropped copy of the IDM (each removed edge kept with ``keep_prob``), for L_c."""
     mask = torch.rand(len(idm.edges), generator=generator, device=idm.edges.device) < keep_prob
-    return influence_dependency(idm.edges[mask], num_users, num_items, idm.edges.device)
+    return influence_dependency(
+        idm.edges[mask], num_users, num_items, idm.edges.device, graph_degrees
+    )

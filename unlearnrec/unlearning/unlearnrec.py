@@ -25,7 +25,7 @@ Choices where sources disagree (docs/method.md), all fields of ``UnlearnRecConfi
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -48,17 +48,22 @@ class UnlearnRecConfig:
     readout: str = "sum"  # choice: "sum" of layers 0..L or "last"
     kappa: float = 1.0  # choice: weight of the withdrawal term (1 or 0.1)
     scope: str = "touched"  # choice: "touched" nodes only, or "all" nodes
+    idm_norm: str = "request"  # choice: normalise Â_Δ by the "request"'s degrees or the "graph"'s
     w_eta_init: float = 2e-3  # initial per-node withdrawal scale
     negative_slope: float = 0.2  # LeakyReLU of the MLP
     reset_isolated: bool = True  # re-initialise nodes left without edges, as retrain has them
     # Loss weights
     lambda_u: float = 0.15  # tuned on the synthetic set: matches retrain on random requests
-    lambda_p: float = 0.01
+    lambda_p: float = 0.02
     tau_p: float = 5.0
     lambda_c: float = 1e-3
     tau_c: float = 0.2
     idm_keep: float = 0.95  # share of IDM edges kept in L_c's augmented view
-    preserve_batch: int = 1024  # remaining pairs in L_p's in-batch softmax
+    preserve_batch: int = 1024  # rows of L_p: remaining pairs ("batch") or touched users
+    preserve_on: str = "touched"  # choice: L_p over an in-batch softmax of remaining pairs
+    # ("batch", the method's definition) or over touched users' scores of all items but the
+    # removed ones ("touched": keep the rest of each affected user's ranking where it was)
+    preserve_items: int = 4096  # "touched": items sampled per step as softmax columns
     contrast_batch: int = 1024  # touched nodes in L_c's InfoNCE
     # Pre-training on simulated requests (backbone frozen)
     pretrain_requests: int = 30  # simulated requests drawn
@@ -71,6 +76,13 @@ class UnlearnRecConfig:
     finetune_steps: int = 10
     finetune_batch_size: int = 8192
     finetune_lr: float = 1e-3
+    # λ_u of the fine-tune (None: lambda_u). Raising it with finetune_lr / finetune_steps makes a
+    # stronger profile for poisoned or injected edges, whose retrain target lies far below real
+    # interactions', without re-pre-training the encoder.
+    finetune_lambda_u: float | None = None
+    # Sequential requests: re-pre-train the encoder on the new base after this many requests
+    # (0: never). Offline work, reported apart from the unlearning seconds.
+    refresh_every: int = 1
     seed: int = 0
 
 
@@ -96,6 +108,36 @@ def _preserve_loss(
     return (new - old).pow(2).sum(dim=1).mean()
 
 
+def _preserve_touched_loss(
+    final: torch.Tensor,
+    orig_final: torch.Tensor,
+    idm: InfluenceDependency,
+    num_users: int,
+    config: UnlearnRecConfig,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """L_p over touched users: ‖log_softmax(s_new/τ) − log_softmax(s_orig/τ)‖² per user, where s
+    are the user's scores of (a sample of) all items, the removed ones left out."""
+    device = final.device
+    num_items = final.shape[0] - num_users
+    users = torch.nonzero(idm.touched[:num_users]).flatten()
+    if len(users) == 0:
+        return final.new_zeros(())
+    users = users[_sample_rows(len(users), config.preserve_batch, generator, device)]
+    items = _sample_rows(num_items, config.preserve_items, generator, device)
+    removed_keys = torch.sort(idm.edges[:, 0] * num_items + idm.edges[:, 1]).values
+    keys = users[:, None] * num_items + items[None, :]  # (B, C)
+    pos = torch.searchsorted(removed_keys, keys).clamp_(max=len(removed_keys) - 1)
+    drop = removed_keys[pos] == keys
+    new = final[users] @ final[num_users + items].T / config.tau_p  # (B, C)
+    with torch.no_grad():
+        old = orig_final[users] @ orig_final[num_users + items].T / config.tau_p
+    new = torch.log_softmax(new.masked_fill(drop, -torch.inf), dim=1)
+    old = torch.log_softmax(old.masked_fill(drop, -torch.inf), dim=1)
+    diff = (new - old).masked_fill(drop, 0.0)
+    return diff.pow(2).sum(dim=1).mean()
+
+
 def _objective(
     model: GraphRecommender,
     graph_r: Graph,
@@ -107,6 +149,7 @@ def _objective(
     batch_size: int,
     generator: torch.Generator,
     views: Any,
+    idm: InfluenceDependency,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """L_M + λ_u·L_u + λ_p·L_p on one batch. ``removed``: (E_Δ, 2) edges that L_u pushes down."""
     device = e0_tilde.device
@@ -132,7 +175,11 @@ def _objective(
         l_u = F.softplus(scores).mean()  # = −log σ(−ŷ')
         total = total + config.lambda_u * l_u
         parts["unlearn"] = float(l_u.detach())
-    if config.lambda_p:
+    if config.lambda_p and config.preserve_on == "touched":
+        l_p = _preserve_touched_loss(final, orig_final, idm, model.num_users, config, generator)
+        total = total + config.lambda_p * l_p
+        parts["preserve"] = float(l_p.detach())
+    elif config.lambda_p:
         b = min(config.preserve_batch, len(users))
         l_p = _preserve_loss(final, orig_final, users[:b], pos[:b], model.num_users, config.tau_p)
         total = total + config.lambda_p * l_p
@@ -165,10 +212,25 @@ def _contrast_loss(
     return (torch.logsumexp(logits, dim=1) - logits.diagonal()).mean()
 
 
-def _correction_mask(idm: InfluenceDependency, config: UnlearnRecConfig) -> torch.Tensor:
+def _idm_degrees(graph: Graph, config: UnlearnRecConfig) -> torch.Tensor | None:
+    """The degrees Â_Δ is normalised by: None (the request's own) or the training graph's."""
+    if config.idm_norm == "request":
+        return None
+    if config.idm_norm != "graph":
+        raise ValueError(f"idm_norm must be 'request' or 'graph', not {config.idm_norm!r}")
+    return graph.degrees()
+
+
+def _correction_mask(
+    idm: InfluenceDependency, config: UnlearnRecConfig, num_users: int
+) -> torch.Tensor:
     """(N, 1) float mask of the rows that receive MLP(ΔE0)."""
     if config.scope == "all":
         return torch.ones_like(idm.touched, dtype=torch.float).unsqueeze(1)
+    if config.scope == "users":
+        m = idm.touched.clone()
+        m[num_users:] = False
+        return m.float().unsqueeze(1)
     if config.scope != "touched":
         raise ValueError(f"scope must be 'touched' or 'all', not {config.scope!r}")
     return idm.touched.float().unsqueeze(1)
@@ -189,11 +251,30 @@ class UnlearnRec:
 
     # -- pre-training ---------------------------------------------------------------------------
     def prepare(self, state: ModelState) -> float:
+        """Pre-train the encoder on ``state``'s model and graph; returns the seconds it took."""
         with Stopwatch(state.graph.device) as clock:
             self.encoder, self.pretrain_history = pretrain_encoder(
                 state.model, state.graph, self.config, state.train_config
             )
-            return clock.elapsed()
+            seconds = clock.elapsed()
+        self.warm_up(state)
+        return seconds
+
+    def warm_up(self, state: ModelState) -> None:
+        """Run the unlearning path once on a one-edge request and discard the result, so that
+        later timings are those of a running service, not of the first call's lazy
+        initialisations (allocator, autograd threads, optimiser state)."""
+        if self.encoder is None:
+            raise RuntimeError("warm_up needs an encoder")
+        warm = DeletionRequest("edges", state.graph.edges_numpy()[:1])
+        unlearn_request(
+            state.model,
+            state.graph,
+            warm,
+            self.encoder,
+            replace(self.config, finetune_steps=1),
+            state.train_config,
+        )
 
     # -- unlearning -----------------------------------------------------------------------------
     def unlearn(self, state: ModelState, request: DeletionRequest) -> UnlearnOutcome:
@@ -202,6 +283,25 @@ class UnlearnRec:
         return unlearn_request(
             state.model, state.graph, request, self.encoder, self.config, state.train_config
         )
+
+    def unlearn_sequence(
+        self, state: ModelState, requests: list[DeletionRequest]
+    ) -> list[UnlearnOutcome]:
+        """Forget a stream of requests, each on the result of the previous one.
+
+        The encoder reads the current model and graph; every ``refresh_every`` requests it is
+        re-pre-trained on the new base (its seconds in ``details["refresh_seconds"]``), since an
+        encoder pre-trained on the first base drifts from later ones and utility erodes.
+        """
+        outcomes: list[UnlearnOutcome] = []
+        for n, request in enumerate(requests, start=1):
+            outcome = self.unlearn(state, request)
+            state = outcome.as_state(state)
+            every = self.config.refresh_every
+            if every and n % every == 0 and n < len(requests):
+                outcome.details["refresh_seconds"] = self.prepare(state)
+            outcomes.append(outcome)
+        return outcomes
 
 
 def _new_encoder(model: GraphRecommender, config: UnlearnRecConfig) -> InfluenceEncoder:
@@ -238,10 +338,19 @@ def pretrain_encoder(
         n_removed = max(1, int(fraction * len(graph.edges)))
         pick = torch.randperm(len(graph.edges), generator=gen, device=device)[:n_removed]
         removed = graph.edges[pick]
-        idm = influence_dependency(removed, graph.num_users, graph.num_items, device)
+        idm = influence_dependency(
+            removed, graph.num_users, graph.num_items, device, _idm_degrees(graph, config)
+        )
         graph_r = graph.without(removed)
-        view = drop_edges(idm, config.idm_keep, gen, graph.num_users, graph.num_items)
-        mask = _correction_mask(idm, config)
+        view = drop_edges(
+            idm,
+            config.idm_keep,
+            gen,
+            graph.num_users,
+            graph.num_items,
+            _idm_degrees(graph, config),
+        )
+        mask = _correction_mask(idm, config, graph.num_users)
         views = model.make_views(graph_r, gen)
         for _ in range(config.pretrain_steps):
             delta = encoder.delta(idm.matrix, orig_final)
@@ -257,6 +366,7 @@ def pretrain_encoder(
                 config.pretrain_batch_size,
                 gen,
                 views,
+                idm,
             )
             if config.lambda_c:
                 l_c = _contrast_loss(encoder, idm, view, orig_final, config, gen)
@@ -287,12 +397,14 @@ def unlearn_request(
     device = graph.device
     gen = make_generator(config.seed, device)
     with Stopwatch(device) as clock:
-        idm = influence_dependency(request.edges, graph.num_users, graph.num_items, device)
+        idm = influence_dependency(
+            request.edges, graph.num_users, graph.num_items, device, _idm_degrees(graph, config)
+        )
         graph_r = graph.without(request.edges)
         with torch.no_grad():
             orig_final = model.propagate(graph)  # Ē of the model being corrected, (N, d)
             delta = encoder.delta(idm.matrix, orig_final)  # ΔE0, (N, d); H0, W_η frozen
-        mask = _correction_mask(idm, config)
+        mask = _correction_mask(idm, config, graph.num_users)
         e0 = model.embedding.detach().clone()
         isolated = torch.zeros_like(idm.touched)
         if config.reset_isolated:
@@ -311,6 +423,8 @@ def unlearn_request(
         removed = idm.edges[keep]
         e0 = torch.nn.Parameter(e0)
         mlp = copy.deepcopy(encoder.mlp).requires_grad_(True)
+        if config.finetune_lambda_u is not None:
+            config = replace(config, lambda_u=config.finetune_lambda_u)
         opt = torch.optim.Adam([e0, *mlp.parameters()], lr=config.finetune_lr)
         views = model.make_views(graph_r, gen)
         parts: dict[str, float] = {}
@@ -327,6 +441,7 @@ def unlearn_request(
                 config.finetune_batch_size,
                 gen,
                 views,
+                idm,
             )
             opt.zero_grad(set_to_none=True)
             loss.backward()
