@@ -441,3 +441,13 @@ def write_lightgcn(data: InteractionData, folder: str | os.PathLike[str]) -> Pat
     for filename, text in texts.items():
         atomic_write_text(folder / filename, text)
     return folder
+
+
+def read_adjacency(path: str | os.PathLike[str]) -> np.ndarray:
+    """The (E, 2) pairs of one ``uid iid1 iid2 ...`` file (e.g. a ``valid.txt`` beside a split)."""
+    return _parse_adjacency(Path(path))[0]
+
+
+def write_adjacency(path: str | os.PathLike[str], edges: np.ndarray) -> None:
+    """Write pairs as a ``uid iid1 iid2 ...`` file, atomically and byte-deterministically."""
+    atomic_write_text(Path(path), _adjacency_text(normalise_edges(edges)))

@@ -1,0 +1,1 @@
+"""Compliance workflow: ticket intake, data validation and the erasure flows."""

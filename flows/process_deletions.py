@@ -1,0 +1,139 @@
+"""Flow ``process_deletions``: validate received tickets (Great Expectations), batch them, and
+take each batch through purge -> unlearn (CUDA when present) -> verify -> certify."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from pydantic import Field
+from sqlmodel import select
+
+from flows.common import FlowParams, markdown_table
+from flows.validation import REASONS, validate_purge, validate_ticket_batch
+from unlearnrec.compliance import process
+from unlearnrec.compliance.lifecycle import apply_retention
+from unlearnrec.compliance.versions import current_dataset, read_dataset_version
+from unlearnrec.ledger import Ticket, TicketStatus, session_scope, utcnow
+
+
+class ProcessParams(FlowParams):
+    force: bool = Field(False, description="process validated tickets now, not after the window")
+
+
+@task(cache_policy=NO_CACHE)
+def validate_tickets(params: ProcessParams) -> dict[str, int]:
+    """Run the ticket-batch suite over every received ticket; reject failures with reasons."""
+    platform = params.platform(actor="flow:process_deletions")
+    now = utcnow()
+    with session_scope(platform.engine) as session:
+        tickets = list(
+            session.exec(
+                select(Ticket).where(Ticket.status == TicketStatus.RECEIVED).order_by(Ticket.id)
+            )
+        )
+        if not tickets:
+            return {"validated": 0, "rejected": 0}
+        ds = current_dataset(session)
+        files = read_dataset_version(platform, ds)  # type: ignore[arg-type]
+        frame = pd.DataFrame(process.validation_rows(session, tickets))
+        result = validate_ticket_batch(
+            frame,
+            known_users=set(map(str, files.user_ids)),
+            known_items=set(map(str, files.item_ids)),
+            now=now,
+        )
+        failures: dict[int, list[str]] = {}
+        for row, names in result.row_failures.items():
+            failures.setdefault(int(frame.loc[row, "ticket_id"]), []).extend(
+                REASONS.get(n, n) for n in names
+            )
+        for ticket_id, original in process.duplicates_of_open(session, tickets).items():
+            failures.setdefault(ticket_id, []).append(f"duplicate of ticket {original}")
+        ok, bad = process.apply_validation(
+            platform, session, tickets, failures, actor="flow:process_deletions"
+        )
+    return {"validated": ok, "rejected": bad}
+
+
+def _purge_check(before: np.ndarray, after: np.ndarray, removed: np.ndarray) -> list[str]:
+    frame = lambda a: pd.DataFrame(a, columns=["user", "item"])  # noqa: E731
+    result = validate_purge(frame(before), frame(after), frame(removed))
+    return list(result.failed)
+
+
+@task(cache_policy=NO_CACHE)
+def plan(params: ProcessParams) -> list[list[int]]:
+    platform = params.platform(actor="flow:process_deletions")
+    return process.plan_batches(platform, now=utcnow(), force=params.force)
+
+
+@task(cache_policy=NO_CACHE)
+def run_batch(params: ProcessParams, ticket_ids: list[int]) -> process.RunSummary:
+    platform = params.platform(actor="flow:process_deletions")
+    return process.run_batch(platform, ticket_ids, device=params.device, purge_check=_purge_check)
+
+
+@task(cache_policy=NO_CACHE)
+def retention(params: ProcessParams) -> list[str]:
+    return apply_retention(params.platform(actor="flow:process_deletions"))
+
+
+@flow(name="process_deletions")
+def process_deletions(params: ProcessParams | None = None) -> list[process.RunSummary]:
+    params = params or ProcessParams()
+    logger = get_run_logger()
+    counts = validate_tickets(params)
+    logger.info("validation: %d validated, %d rejected", counts["validated"], counts["rejected"])
+    runs = [run_batch(params, batch) for batch in plan(params)]
+    for r in runs:
+        logger.info(
+            "run %d: %s at stage %s, %d tickets, %d certificates",
+            r.run_id,
+            r.status,
+            r.stage,
+            len(r.tickets),
+            len(r.certificates),
+        )
+    purged = retention(params)
+    rows = [
+        {
+            "run": r.run_id,
+            "status": r.status,
+            "stage": r.stage,
+            "tickets": len(r.tickets),
+            "certificates": len(r.certificates),
+            "mode": r.verification.get("mode", ""),
+            "MI-BF": f"{r.verification.get('unlearned', {}).get('mi_bf', float('nan')):.3f}",
+            "MIA AUC": f"{r.verification.get('unlearned', {}).get('mia_auc', float('nan')):.3f}",
+            "unlearn s": f"{r.timings.get('unlearn_seconds', 0):.2f}",
+            "error": r.error or "",
+        }
+        for r in runs
+    ]
+    create_markdown_artifact(
+        key="process-deletions-summary",
+        markdown=(
+            f"## Deletion batches\n\nvalidated {counts['validated']}, rejected "
+            f"{counts['rejected']}; purged versions: {len(purged)}\n\n"
+            + markdown_table(
+                rows,
+                [
+                    "run",
+                    "status",
+                    "stage",
+                    "tickets",
+                    "certificates",
+                    "mode",
+                    "MI-BF",
+                    "MIA AUC",
+                    "unlearn s",
+                    "error",
+                ],
+            )
+        ),
+        description="one row per unlearning run",
+    )
+    return runs

@@ -1,0 +1,62 @@
+"""Flow ``retrain_reference``: a full retrain on the current dataset. It is the reference that
+verification compares against (provisional certificates are upgraded to final here) and the
+fallback model when verification fails."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from flows.common import FlowParams, markdown_table
+from unlearnrec.compliance.lifecycle import ReferenceSummary, apply_retention
+from unlearnrec.compliance.lifecycle import retrain_reference as retrain_and_upgrade
+
+
+class ReferenceParams(FlowParams):
+    pass
+
+
+@task(cache_policy=NO_CACHE)
+def retrain(params: ReferenceParams) -> ReferenceSummary:
+    return retrain_and_upgrade(
+        params.platform(actor="flow:retrain_reference"), device=params.device
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def retention(params: ReferenceParams) -> list[str]:
+    return apply_retention(params.platform(actor="flow:retrain_reference"))
+
+
+@flow(name="retrain_reference")
+def retrain_reference(params: ReferenceParams | None = None) -> ReferenceSummary:
+    params = params or ReferenceParams()
+    logger = get_run_logger()
+    summary = retrain(params)
+    purged = retention(params)
+    logger.info(
+        "reference retrained in %.1fs; %d certificates upgraded to final; %d runs "
+        "failed the final check; %d versions purged",
+        summary.seconds,
+        len(summary.upgraded),
+        len(summary.failed),
+        len(purged),
+    )
+    create_markdown_artifact(
+        key="retrain-reference-summary",
+        markdown="## Reference retrain\n\n"
+        + markdown_table(
+            [
+                {
+                    "seconds": f"{summary.seconds:.1f}",
+                    "upgraded": len(summary.upgraded),
+                    "failed final check": len(summary.failed),
+                    "purged versions": len(purged),
+                }
+            ],
+            ["seconds", "upgraded", "failed final check", "purged versions"],
+        ),
+        description="reference retrain and certificate upgrades",
+    )
+    return summary

@@ -1,0 +1,1 @@
+"""The compliance workflow's building blocks (no Prefect here: ``flows/`` wraps them as tasks)."""

@@ -1,0 +1,162 @@
+"""Certificates of erasure: one per ticket, canonical JSON signed with Ed25519, recorded in the
+ledger with their audit-chain position. Re-issuing for the same ticket and run is idempotent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session, select
+
+from unlearnrec import certificates as certs
+from unlearnrec.compliance.platform import Platform
+from unlearnrec.ledger import (
+    Certificate,
+    DatasetVersion,
+    ModelVersion,
+    Ticket,
+    UnlearningRun,
+    append_event,
+    utcnow,
+)
+
+
+def certificate_id(run: UnlearningRun, ticket: Ticket, status: str) -> str:
+    return f"cert-r{run.id}-t{ticket.id}-{status}"
+
+
+def build_body(
+    platform: Platform,
+    session: Session,
+    *,
+    run: UnlearningRun,
+    ticket: Ticket,
+    status: str,
+    removed_hash: str,
+    removed_count: int,
+    model_after: ModelVersion,
+    audit_position: int,
+    audit_hash: str,
+    supersedes: str | None = None,
+) -> dict[str, Any]:
+    """The certificate body: what was erased (pseudonymised), from which versions, how it was
+    verified and against which thresholds, under which policy, and where it sits in the audit."""
+    ds_before = session.get(DatasetVersion, run.dataset_before_id)
+    ds_after = session.get(DatasetVersion, run.dataset_after_id)
+    m_before = session.get(ModelVersion, run.model_before_id)
+    verification = dict(run.verification)
+    return {
+        "schema": certs.SCHEMA,
+        "certificate_id": certificate_id(run, ticket, status),
+        "status": status,  # provisional | final
+        "supersedes": supersedes,
+        "issued_at": utcnow().isoformat(timespec="seconds"),
+        "tickets": [
+            {
+                "id": ticket.id,
+                "external_id": ticket.external_id,
+                "kind": ticket.kind,
+                "legal_basis": ticket.legal_basis,
+                "received_at": ticket.received_at.isoformat(timespec="seconds"),
+                "deadline_at": ticket.deadline_at.isoformat(timespec="seconds"),
+            }
+        ],
+        "subjects": [ticket.subject_pseudonym] if ticket.subject_pseudonym else [],
+        "removed_interactions": {
+            "count": removed_count,
+            "hash": removed_hash,
+            "hash_of": "sha256 of the sorted [user, item] original-id pairs",
+            "batch_count": run.removed_count,
+            "batch_hash": run.removed_hash,
+        },
+        "dataset": {
+            "before": {
+                "dvc_md5": ds_before.dvc_md5 if ds_before else None,
+                "content_hash": ds_before.content_hash if ds_before else None,
+            },
+            "after": {
+                "dvc_md5": ds_after.dvc_md5 if ds_after else None,
+                "content_hash": ds_after.content_hash if ds_after else None,
+            },
+        },
+        "model": {
+            "before": {
+                "sha256": m_before.sha256 if m_before else None,
+                "dvc_md5": m_before.dvc_md5 if m_before else None,
+            },
+            "after": {
+                "sha256": model_after.sha256,
+                "dvc_md5": model_after.dvc_md5,
+                "kind": model_after.kind,
+            },
+        },
+        "method": {"name": run.method, "params": run.params, "device": run.device},
+        "verification": verification,
+        "policy": {"id": run.policy_id, "version": run.policy_version, "sha256": run.policy_sha256},
+        "audit": {"position": audit_position, "event_hash": audit_hash},
+        "timings": {k: round(float(v), 3) for k, v in run.timings.items()},
+        "run": {"id": run.id, "attempt": run.attempt},
+    }
+
+
+def issue(
+    platform: Platform,
+    session: Session,
+    *,
+    run: UnlearningRun,
+    ticket: Ticket,
+    status: str,
+    removed_hash: str,
+    removed_count: int,
+    model_after: ModelVersion,
+    supersedes: Certificate | None = None,
+) -> Certificate:
+    """Sign, write and record the certificate of ``ticket`` for ``run`` (idempotent)."""
+    cid = certificate_id(run, ticket, status)
+    existing = session.exec(select(Certificate).where(Certificate.certificate_id == cid)).first()
+    if existing is not None:
+        return existing
+    # The audit event that announces the certificate fixes its position in the chain.
+    ev = append_event(
+        session,
+        actor=platform.actor,
+        action="certificate.issued",
+        entity="ticket",
+        entity_id=ticket.id,
+        data={"certificate_id": cid, "run_id": run.id, "status": status},
+    )
+    body = build_body(
+        platform,
+        session,
+        run=run,
+        ticket=ticket,
+        status=status,
+        removed_hash=removed_hash,
+        removed_count=removed_count,
+        model_after=model_after,
+        audit_position=ev.position,
+        audit_hash=ev.hash,
+        supersedes=supersedes.certificate_id if supersedes else None,
+    )
+    signed = certs.sign_certificate(body, platform.signing_key)
+    path = platform.settings.certificates / f"{cid}.json"
+    sha = certs.write_certificate(path, signed)
+    row = Certificate(
+        certificate_id=cid,
+        run_id=int(run.id),  # type: ignore[arg-type]
+        ticket_ids=[int(ticket.id)],
+        path=str(path),  # type: ignore[arg-type]
+        sha256=sha,
+        digest=certs.certificate_digest(signed),
+        key_id=signed["signature"]["key_id"],
+        status=status,
+        supersedes_id=supersedes.id if supersedes else None,
+        audit_position=ev.position,
+    )
+    session.add(row)
+    if supersedes is not None:
+        supersedes.status = "superseded"
+        session.add(supersedes)
+    session.flush()
+    ticket.certificate_id = row.id
+    session.add(ticket)
+    return row

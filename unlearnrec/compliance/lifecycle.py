@@ -1,0 +1,273 @@
+"""The platform's life cycle around the batches: bootstrap from the DVC pipeline's outputs, the
+scheduled reference retrain (which upgrades provisional certificates), and retention."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlmodel import col, select
+
+from unlearnrec.compliance import certify
+from unlearnrec.compliance.dataset import DatasetFiles
+from unlearnrec.compliance.platform import Platform
+from unlearnrec.compliance.process import _removed, pseudonymised_hash, resolve_pairs
+from unlearnrec.compliance.versions import (
+    add_dataset_version,
+    add_model_version,
+    checkout,
+    current_dataset,
+    production_model,
+    read_dataset_version,
+)
+from unlearnrec.data import read_lightgcn
+from unlearnrec.ledger import (
+    Certificate,
+    DatasetVersion,
+    ModelVersion,
+    Ticket,
+    UnlearningRun,
+    append_event,
+    session_scope,
+    utcnow,
+)
+
+log = logging.getLogger("unlearnrec.lifecycle")
+
+
+def bootstrap(
+    platform: Platform, *, data_dir: Path, splits_path: Path, model_path: Path, encoder_path: Path
+) -> tuple[int, int]:
+    """Import the pipeline's dataset split and base model as version 0 (once; idempotent)."""
+    from unlearnrec.experiment import Splits
+
+    with session_scope(platform.engine) as session:
+        ds, model = current_dataset(session), production_model(session)
+        if ds is not None and model is not None:
+            return int(ds.id), int(model.id)  # type: ignore[arg-type]
+        ids = read_lightgcn(data_dir)
+        splits = Splits.load(splits_path)
+        files = DatasetFiles(
+            splits.num_users,
+            splits.num_items,
+            splits.fit,
+            splits.valid,
+            splits.test,
+            ids.user_ids,
+            ids.item_ids,
+        )
+        ds = ds or add_dataset_version(platform, session, files, parent_id=None, run_id=None)
+        with tempfile.TemporaryDirectory(dir=platform.settings.var) as tmp:
+            folder = Path(tmp) / "model"
+            folder.mkdir()
+            shutil.copy2(model_path, folder / "model.pt")
+            shutil.copy2(encoder_path, folder / "encoder.pt")
+            model = add_model_version(
+                platform,
+                session,
+                folder,
+                kind="base",
+                dataset_version_id=int(ds.id),  # type: ignore[arg-type]
+                parent_id=None,
+                run_id=None,
+            )
+        append_event(
+            session,
+            actor=platform.actor,
+            action="platform.bootstrapped",
+            entity="dataset",
+            entity_id=ds.id,
+            data={"dataset": ds.dvc_md5, "model": model.sha256},
+        )
+        return int(ds.id), int(model.id)  # type: ignore[arg-type]
+
+
+@dataclass
+class ReferenceSummary:
+    model_version_id: int | None = None
+    seconds: float = 0.0
+    upgraded: list[str] = field(default_factory=list)  # new final certificate paths
+    failed: list[int] = field(default_factory=list)  # runs whose final check failed
+
+
+def retrain_reference(platform: Platform, *, device: str = "auto") -> ReferenceSummary:
+    """Retrain from scratch on the current dataset (the reference verification compares against
+    and the fallback when it fails), then upgrade every provisional certificate: the production
+    model must forget each run's interactions as this reference does."""
+    from unlearnrec.compliance.modeling import attach_encoder, retrain_model, verify
+
+    summary = ReferenceSummary()
+    thresholds = platform.policy.verification.thresholds.model_dump()
+    with session_scope(platform.engine) as session:
+        ds, prod = current_dataset(session), production_model(session)
+        if ds is None or prod is None:
+            return summary
+        files = read_dataset_version(platform, ds)
+        with (
+            tempfile.TemporaryDirectory(dir=platform.settings.var) as tmp,
+            checkout(platform, "model", prod.dvc_md5) as f_prod,
+        ):
+            ref_folder, seconds = retrain_model(files, f_prod, Path(tmp) / "ref", device=device)
+            summary.seconds = seconds
+            ref = add_model_version(
+                platform,
+                session,
+                ref_folder,
+                kind="reference",
+                dataset_version_id=int(ds.id),  # type: ignore[arg-type]
+                parent_id=prod.id,
+                run_id=None,
+                metrics={"seconds": seconds},
+            )
+            summary.model_version_id = ref.id
+            provisional = session.exec(
+                select(Certificate).where(Certificate.status == "provisional")
+            ).all()
+            runs = sorted({c.run_id for c in provisional})
+            for run_id in runs:
+                run = session.get(UnlearningRun, run_id)
+                assert run is not None
+                before, _, removed = _removed(platform, run, session)
+                m_before = session.get(ModelVersion, run.model_before_id)
+                with checkout(platform, "model", m_before.dvc_md5) as f_before:  # type: ignore[union-attr]
+                    # The production model now (it descends from the run's) vs the reference,
+                    # both on the current graph, on what this run erased.
+                    report = verify(
+                        original_folder=f_before,
+                        original=before,
+                        unlearned_folder=f_prod,
+                        after=files,
+                        removed=removed,
+                        thresholds=thresholds,
+                        reference_folder=ref_folder,
+                        device=device,
+                    )
+                report["reference_model_sha256"] = ref.sha256
+                promoted = None
+                if not report["passed"]:
+                    summary.failed.append(run_id)
+                    if platform.policy.on_failure.action != "retrain":
+                        append_event(
+                            session,
+                            actor=platform.actor,
+                            action="run.final_failed",
+                            entity="run",
+                            entity_id=run_id,
+                            data={"reasons": report.get("reasons", [])},
+                        )
+                        continue
+                    attach_encoder(ref_folder, files, run.params, device=device)
+                    promoted = add_model_version(
+                        platform,
+                        session,
+                        ref_folder,
+                        kind="retrain",
+                        dataset_version_id=int(ds.id),  # type: ignore[arg-type]
+                        parent_id=prod.id,
+                        run_id=run_id,
+                    )
+                    report = {
+                        **report,
+                        "fallback": "retrain",
+                        "passed": True,
+                        "failed_unlearning": report.get("reasons", []),
+                    }
+                run.verification = report
+                run.reference_model_id = ref.id
+                session.add(run)
+                model_after = promoted or prod
+                for cert in [c for c in provisional if c.run_id == run_id]:
+                    ticket = session.get(Ticket, cert.ticket_ids[0])
+                    assert ticket is not None
+                    pairs = resolve_pairs(before, ticket)
+                    new = certify.issue(
+                        platform,
+                        session,
+                        run=run,
+                        ticket=ticket,
+                        status="final",
+                        removed_hash=pseudonymised_hash(platform, before, pairs),
+                        removed_count=len(pairs),
+                        model_after=model_after,
+                        supersedes=cert,
+                    )
+                    summary.upgraded.append(new.path)
+    return summary
+
+
+def apply_retention(platform: Platform) -> list[str]:
+    """Purge from the DVC cache and remote every dataset version that holds erased interactions
+    and every model trained on one, once no provisional certificate still needs them; keep the
+    policy's number of clean older versions. Records each purge in the ledger."""
+    if not platform.policy.retention.purge_erased_versions:
+        return []
+    purged: list[str] = []
+    with session_scope(platform.engine) as session:
+        pending_runs = {
+            c.run_id
+            for c in session.exec(select(Certificate).where(Certificate.status == "provisional"))
+        }
+        needed_ds, needed_models = set(), set()
+        for run_id in pending_runs:
+            run = session.get(UnlearningRun, run_id)
+            if run is not None:
+                needed_ds |= {run.dataset_before_id, run.dataset_after_id}
+                needed_models |= {run.model_before_id, run.model_after_id}
+        open_runs = session.exec(select(UnlearningRun).where(UnlearningRun.status != "succeeded"))
+        for run in open_runs:
+            needed_ds |= {run.dataset_before_id, run.dataset_after_id}
+            needed_models |= {run.model_before_id, run.model_after_id}
+        erased_ds = session.exec(
+            select(DatasetVersion).where(
+                DatasetVersion.holds_erased_data, col(DatasetVersion.purged).is_(False)
+            )
+        ).all()
+        targets: list[tuple[str, str]] = []
+        now = utcnow()
+        prod = production_model(session)
+        for ds in erased_ds:
+            if ds.id in needed_ds:
+                continue
+            models = session.exec(
+                select(ModelVersion).where(ModelVersion.dataset_version_id == ds.id)
+            ).all()
+            if any(m.id in needed_models or (prod and m.id == prod.id) for m in models):
+                continue
+            targets.append(("dataset", ds.dvc_md5))
+            targets += [("model", m.dvc_md5) for m in models if m.dvc_md5]
+            ds.purged, ds.purged_at = True, now
+            session.add(ds)
+            append_event(
+                session,
+                actor=platform.actor,
+                action="retention.purged",
+                entity="dataset",
+                entity_id=ds.id,
+                data={
+                    "dvc_md5": ds.dvc_md5,
+                    "models": [m.sha256 for m in models],
+                    "policy": platform.policy.describe(),
+                },
+            )
+        if targets:
+            purged = platform.store.purge(targets)
+    return purged
+
+
+def certificate_rows(platform: Platform) -> list[dict]:
+    with session_scope(platform.engine) as session:
+        return [
+            {
+                "certificate_id": c.certificate_id,
+                "status": c.status,
+                "run_id": c.run_id,
+                "tickets": c.ticket_ids,
+                "path": c.path,
+                "sha256": c.sha256,
+                "issued_at": c.issued_at.isoformat(timespec="seconds"),
+            }
+            for c in session.exec(select(Certificate).order_by(Certificate.id))
+        ]

@@ -1,0 +1,221 @@
+"""The ML side of the workflow (imports torch): unlearn a batch, retrain a reference, verify.
+
+A model folder holds ``model.pt`` (a self-describing checkpoint) and, for production models,
+``encoder.pt`` (the pre-trained Influence Encoder of that model).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from unlearnrec.checkpoint import load_checkpoint, save_checkpoint
+from unlearnrec.compliance.dataset import DatasetFiles
+from unlearnrec.config import TrainConfig, from_dict, to_dict
+from unlearnrec.data.dataset import contains_edges
+from unlearnrec.forgetting import ForgettingConfig, ForgettingProbe, ModelForgetting, compare
+from unlearnrec.graph import Graph
+from unlearnrec.models import GraphRecommender
+from unlearnrec.pipeline import load_encoder, save_encoder
+from unlearnrec.training import resolve_device
+from unlearnrec.unlearning import ModelState, Retrain, UnlearnRec
+from unlearnrec.unlearning.requests import DeletionRequest
+
+
+@dataclass
+class LoadedModel:
+    model: GraphRecommender
+    meta: dict[str, Any]
+    train_config: TrainConfig
+    method: UnlearnRec | None  # with its encoder, when the folder has one
+
+
+def load_model_folder(folder: Path, device: torch.device) -> LoadedModel:
+    ckpt = load_checkpoint(folder / "model.pt", device)
+    train_config = from_dict(TrainConfig, ckpt.meta.get("train_config") or {})
+    method = (
+        load_encoder(folder / "encoder.pt", device) if (folder / "encoder.pt").exists() else (None)
+    )
+    return LoadedModel(ckpt.model, ckpt.meta, train_config, method)
+
+
+def graph_of(files: DatasetFiles, device: torch.device) -> Graph:
+    return Graph.from_edges(files.fit, files.num_users, files.num_items, device)
+
+
+@dataclass
+class UnlearnResult:
+    folder: Path
+    seconds: float  # the unlearning step (encoder + fine-tune), what a ticket waits for
+    refresh_seconds: float  # re-pre-training the encoder on the new model (offline)
+    graph_edges_removed: int
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def unlearn_batch(
+    before_folder: Path,
+    before: DatasetFiles,
+    removed: np.ndarray,
+    params: dict[str, Any],
+    out: Path,
+    *,
+    device: str = "auto",
+    data_hash: str = "",
+) -> UnlearnResult:
+    """Forget ``removed`` (internal pairs, any split) from the model in ``before_folder``; write
+    the unlearned model and its refreshed encoder to ``out``."""
+    dev = resolve_device(device)
+    loaded = load_model_folder(before_folder, dev)
+    graph = graph_of(before, dev)
+    in_graph = (
+        removed[contains_edges(before.fit, removed, before.num_items)]
+        if len(removed)
+        else (removed)
+    )
+    state = ModelState(loaded.model, graph, before.valid, loaded.train_config)
+    method = UnlearnRec.from_params(params)
+    if loaded.method is not None:
+        method.encoder = loaded.method.encoder  # pre-trained on this model: reuse it
+        method.warm_up(state)
+    else:
+        method.prepare(state)
+    outcome = method.unlearn(state, DeletionRequest("edges", in_graph))
+    refresh = 0.0
+    next_state = outcome.as_state(state)
+    if method.config.refresh_every:
+        refresh = method.prepare(next_state)  # the encoder of the new production model
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(
+        out / "model.pt",
+        outcome.model,
+        train_config=to_dict(loaded.train_config),
+        data_hash=data_hash,
+        metrics={},
+        extra={"unlearned_edges": len(in_graph), "seconds": outcome.seconds},
+    )
+    save_encoder(out / "encoder.pt", method, "")
+    return UnlearnResult(out, outcome.seconds, refresh, len(in_graph), outcome.details)
+
+
+def retrain_model(
+    files: DatasetFiles,
+    template: Path,
+    out: Path,
+    *,
+    device: str = "auto",
+    overrides: dict[str, Any] | None = None,
+    data_hash: str = "",
+) -> tuple[Path, float]:
+    """Retrain from scratch on ``files`` with the config of the model in ``template``."""
+    dev = resolve_device(device)
+    loaded = load_model_folder(template, dev)
+    state = ModelState(loaded.model, graph_of(files, dev), files.valid, loaded.train_config)
+    # An empty request: "retrain on the current graph" (the graph is already the residual one).
+    start = time.perf_counter()
+    outcome = Retrain(overrides=overrides or {}).unlearn(
+        state, DeletionRequest("edges", np.zeros((0, 2), np.int64))
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(
+        out / "model.pt",
+        outcome.model,
+        train_config=to_dict(loaded.train_config),
+        data_hash=data_hash,
+        metrics={"valid": outcome.details.get("valid", {})},
+    )
+    return out, time.perf_counter() - start
+
+
+def attach_encoder(
+    folder: Path, files: DatasetFiles, params: dict[str, Any], *, device: str = "auto"
+) -> float:
+    """Pre-train an encoder for the model in ``folder`` (one promoted to production)."""
+    dev = resolve_device(device)
+    loaded = load_model_folder(folder, dev)
+    method = UnlearnRec.from_params(params)
+    seconds = method.prepare(
+        ModelState(loaded.model, graph_of(files, dev), files.valid, loaded.train_config)
+    )
+    save_encoder(folder / "encoder.pt", method, "")
+    return seconds
+
+
+def _fig(m: ModelForgetting) -> dict[str, Any]:
+    return {
+        "mi_bf": m.mi_bf,
+        "mi_ng": m.mi_ng,
+        "mia_auc": m.mia_auc,
+        "mia_auc_threshold": m.mia_auc_threshold,
+        "score_forgotten": m.score_forgotten,
+        "score_negative": m.score_negative,
+        **m.utility,
+    }
+
+
+def verify(
+    *,
+    original_folder: Path,
+    original: DatasetFiles,
+    unlearned_folder: Path,
+    after: DatasetFiles,
+    removed: np.ndarray,
+    thresholds: dict[str, float],
+    reference_folder: Path | None = None,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Forgetting figures of the unlearned model on the removed training edges.
+
+    Without a reference (provisional): MI-BF must exceed 1 and the attack AUC must stay within
+    ``auc_margin`` of chance (0.5) or below. With the retrained reference (final): the full
+    comparison of ``forgetting.compare`` with the policy's thresholds.
+    """
+    dev = resolve_device(device)
+    config = ForgettingConfig(
+        **{
+            k: v
+            for k, v in thresholds.items()
+            if k in ("auc_margin", "mi_ng_tolerance", "mi_bf_ratio", "min_utility_ratio")
+        }
+    )
+    orig = load_model_folder(original_folder, dev).model
+    orig_graph = graph_of(original, dev)
+    in_graph = removed[contains_edges(original.fit, removed, original.num_items)]
+    result: dict[str, Any] = {"removed_training_edges": len(in_graph), "thresholds": thresholds}
+    if len(in_graph) == 0:
+        # Only held-out pairs were erased: the model never trained on them; nothing to forget.
+        result.update(mode="final", passed=True, reasons=["no training edge was erased"])
+        return result
+    known = np.concatenate([original.all_pairs()])
+    probe = ForgettingProbe.build(orig, orig_graph, in_graph, after.test, known, config)
+    unl = load_model_folder(unlearned_folder, dev).model
+    exclude = np.concatenate([after.fit, after.valid])
+    u = probe.measure(unl, graph_of(after, dev), after.test, exclude, config)
+    result["unlearned"] = _fig(u)
+    if reference_folder is None:
+        reasons = []
+        if u.mi_bf <= 1.0:
+            reasons.append(f"MI-BF {u.mi_bf:.3f} is not above 1: no membership signal was lost")
+        if u.mia_auc > 0.5 + config.auc_margin:
+            reasons.append(f"MIA AUC {u.mia_auc:.3f} above chance + {config.auc_margin}")
+        result.update(mode="provisional", passed=not reasons, reasons=reasons)
+        return result
+    ref = load_model_folder(reference_folder, dev).model
+    r = probe.measure(ref, graph_of(after, dev), after.test, exclude, config)
+    ratios, over, under, reasons = compare(u, r, config)
+    k = config.topk[0]
+    passed = not over and not under and ratios[f"recall@{k}"] >= config.min_utility_ratio
+    result.update(
+        mode="final",
+        reference=_fig(r),
+        ratios=ratios,
+        over_unlearning=over,
+        under_unlearning=under,
+        passed=passed,
+        reasons=reasons,
+    )
+    return result

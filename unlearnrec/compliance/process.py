@@ -1,0 +1,584 @@
+"""Processing deletion tickets: validate, batch, then per batch purge -> unlearn -> verify ->
+certify, each stage committed to the ledger before the next starts.
+
+Crash safety: every stage writes its files atomically (the DVC store swaps whole folders,
+certificates are written by rename) and records its result in the same transaction that advances
+``UnlearningRun.stage``. A killed process leaves the run at its last completed stage; running
+again resumes there, so each ticket is finished exactly once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlmodel import Session, col, select
+
+from unlearnrec import certificates as certs
+from unlearnrec.compliance import certify
+from unlearnrec.compliance.dataset import DatasetFiles
+from unlearnrec.compliance.platform import Platform
+from unlearnrec.compliance.versions import (
+    add_dataset_version,
+    add_model_version,
+    checkout,
+    current_dataset,
+    production_model,
+    read_dataset_version,
+)
+from unlearnrec.ledger import (
+    DatasetVersion,
+    ModelVersion,
+    Ticket,
+    TicketStatus,
+    UnlearningRun,
+    append_event,
+    session_scope,
+    transition,
+    utcnow,
+)
+
+log = logging.getLogger("unlearnrec.process")
+
+STAGES = ("scheduled", "purged", "unlearned", "verified", "certified")
+# The ticket status each run stage brings its tickets to.
+TICKET_AT_STAGE = {
+    "scheduled": TicketStatus.SCHEDULED,
+    "purged": TicketStatus.SCHEDULED,
+    "unlearned": TicketStatus.UNLEARNED,
+    "verified": TicketStatus.VERIFIED,
+    "certified": TicketStatus.CERTIFIED,
+}
+_PATH = (
+    TicketStatus.SCHEDULED,
+    TicketStatus.UNLEARNED,
+    TicketStatus.VERIFIED,
+    TicketStatus.CERTIFIED,
+)
+
+# A purge check: (before, after, removed) pairs -> list of failed check names (empty: passed).
+PurgeCheck = Callable[[np.ndarray, np.ndarray, np.ndarray], list[str]]
+
+
+# -- ticket -> pairs ----------------------------------------------------------------------------
+def resolve_pairs(files: DatasetFiles, ticket: Ticket) -> np.ndarray:
+    """The internal (user, item) pairs a ticket erases, over every split of ``files``."""
+    pairs = files.all_pairs()
+    users = {str(u): i for i, u in enumerate(files.user_ids)}
+    items = {str(v): i for i, v in enumerate(files.item_ids)}
+    if ticket.kind == "erase_user":
+        u = users.get(ticket.subject or "")
+        return pairs[pairs[:, 0] == u] if u is not None else pairs[:0]
+    if ticket.kind == "erase_interactions":
+        u = users.get(ticket.subject or "")
+        wanted = [items[i] for i in ticket.items if i in items]
+        if u is None or not wanted:
+            return pairs[:0]
+        return pairs[(pairs[:, 0] == u) & np.isin(pairs[:, 1], wanted)]
+    if ticket.kind == "take_down_item":
+        i = items.get(ticket.items[0]) if ticket.items else None
+        return pairs[pairs[:, 1] == i] if i is not None else pairs[:0]
+    raise ValueError(f"unknown ticket kind {ticket.kind!r}")
+
+
+def original_pairs(files: DatasetFiles, pairs: np.ndarray) -> list[tuple[str, str]]:
+    return [(str(files.user_ids[u]), str(files.item_ids[i])) for u, i in pairs]
+
+
+def pseudonymised_hash(platform: Platform, files: DatasetFiles, pairs: np.ndarray) -> str:
+    """Hash of the erased pairs with users pseudonymised (items are catalogue ids)."""
+    return certs.hash_interactions(
+        (platform.pseudonymise(u), i) for u, i in original_pairs(files, pairs)
+    )
+
+
+# -- validation ---------------------------------------------------------------------------------
+def validation_rows(session: Session, tickets: list[Ticket]) -> list[dict[str, Any]]:
+    """One row per received ticket for the ticket-batch suite (``flows/validation.py``)."""
+    return [
+        {
+            "ticket_id": t.id,
+            "external_id": t.external_id,
+            "kind": t.kind,
+            "subject": t.subject or "",
+            "items": ";".join(t.items),
+            "legal_basis": t.legal_basis,
+            "received_at": t.received_at,
+            "deadline_at": t.deadline_at,
+        }
+        for t in tickets
+    ]
+
+
+def duplicates_of_open(session: Session, tickets: list[Ticket]) -> dict[int, str]:
+    """Tickets asking for exactly what another live ticket asks (same kind, subject, items)."""
+    live = session.exec(
+        select(Ticket).where(
+            col(Ticket.status).notin_([TicketStatus.REJECTED, TicketStatus.RECEIVED])
+        )
+    ).all()
+    seen = {(t.kind, t.subject, tuple(sorted(t.items))): t.external_id for t in live}
+    out: dict[int, str] = {}
+    for t in sorted(tickets, key=lambda x: x.id or 0):
+        key = (t.kind, t.subject, tuple(sorted(t.items)))
+        if key in seen and t.subject is not None:
+            out[int(t.id)] = seen[key]  # type: ignore[arg-type]
+        else:
+            seen[key] = t.external_id
+    return out
+
+
+def apply_validation(
+    platform: Platform,
+    session: Session,
+    tickets: list[Ticket],
+    failures: dict[int, list[str]],
+    actor: str,
+) -> tuple[int, int]:
+    """Move received tickets to validated, or to rejected with the failed checks as reason."""
+    ok = bad = 0
+    for t in tickets:
+        reasons = failures.get(int(t.id), [])  # type: ignore[arg-type]
+        if reasons:
+            transition(session, t, TicketStatus.REJECTED, actor=actor, reason="; ".join(reasons))
+            bad += 1
+        else:
+            transition(session, t, TicketStatus.VALIDATED, actor=actor)
+            ok += 1
+    return ok, bad
+
+
+# -- batching -----------------------------------------------------------------------------------
+def batch_key(ticket_ids: list[int]) -> str:
+    return hashlib.sha256(",".join(map(str, sorted(ticket_ids))).encode()).hexdigest()[:32]
+
+
+def plan_batches(platform: Platform, *, now: datetime, force: bool = False) -> list[list[int]]:
+    """Batches to process now: unfinished runs first (resumed as they were), then validated
+    tickets in groups of at most ``max_tickets``, once the oldest has waited the batching window
+    or a full batch is ready (``force``: don't wait)."""
+    window = timedelta(minutes=platform.policy.batching.window_minutes)
+    size = platform.policy.batching.max_tickets
+    with session_scope(platform.engine) as session:
+        batches = [
+            list(r.ticket_ids)
+            for r in session.exec(
+                select(UnlearningRun)
+                .where(UnlearningRun.status != "succeeded")
+                .order_by(UnlearningRun.id)
+            )
+            if r.status == "running" or r.attempt < platform.policy.on_failure.max_attempts
+        ]
+        taken = {t for b in batches for t in b}
+        ready = [
+            t
+            for t in session.exec(
+                select(Ticket)
+                .where(Ticket.status == TicketStatus.VALIDATED)
+                .order_by(Ticket.deadline_at, Ticket.id)
+            )
+            if t.id not in taken
+        ]
+    if ready and (force or len(ready) >= size or min(t.updated_at for t in ready) <= now - window):
+        ids = [int(t.id) for t in ready]  # type: ignore[arg-type]
+        batches += [ids[i : i + size] for i in range(0, len(ids), size)]
+    return batches
+
+
+# -- one run ------------------------------------------------------------------------------------
+@dataclass
+class RunSummary:
+    run_id: int
+    status: str
+    stage: str
+    tickets: list[int] = field(default_factory=list)
+    certificates: list[str] = field(default_factory=list)
+    verification: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
+def _advance(
+    session: Session, tickets: list[Ticket], target: str, actor: str, reason: str | None = None
+) -> None:
+    """Bring each ticket to ``target`` along scheduled -> unlearned -> verified -> certified."""
+    for t in tickets:
+        if t.status == target:
+            continue
+        if t.status in (TicketStatus.FAILED, TicketStatus.ESCALATED, TicketStatus.VALIDATED):
+            transition(session, t, TicketStatus.SCHEDULED, actor=actor)
+        while t.status != target and t.status in _PATH:
+            nxt = _PATH[_PATH.index(t.status) + 1]
+            transition(session, t, nxt, actor=actor, reason=reason if nxt == target else None)
+            if _PATH.index(nxt) >= _PATH.index(target):
+                break
+
+
+def open_run(platform: Platform, ticket_ids: list[int], *, device: str) -> int:
+    """The run of this batch: resumed if it exists (a crash or a failure), else created."""
+    key = batch_key(ticket_ids)
+    policy = platform.policy
+    with session_scope(platform.engine) as session:
+        run = session.exec(select(UnlearningRun).where(UnlearningRun.batch_key == key)).first()
+        tickets = [session.get(Ticket, i) for i in ticket_ids]
+        if run is None:
+            kinds = {t.kind for t in tickets if t}
+            params = (
+                policy.params_for(kinds.pop())
+                if len(kinds) == 1
+                else dict(policy.unlearning.params)
+            )
+            ds, model = current_dataset(session), production_model(session)
+            if ds is None or model is None:
+                raise RuntimeError("the ledger has no dataset or model yet: run bootstrap first")
+            run = UnlearningRun(
+                batch_key=key,
+                method=policy.unlearning.method,
+                params=params,
+                device=device,
+                policy_id=policy.id,
+                policy_version=policy.version,
+                policy_sha256=policy.sha256,
+                ticket_ids=list(ticket_ids),
+                dataset_before_id=ds.id,
+                model_before_id=model.id,
+            )
+            session.add(run)
+            session.flush()
+            append_event(
+                session,
+                actor=platform.actor,
+                action="run.started",
+                entity="run",
+                entity_id=run.id,
+                data={"tickets": list(ticket_ids), "method": run.method},
+            )
+        elif run.status == "failed":
+            run.attempt += 1
+            run.status, run.error = "running", None
+            append_event(
+                session,
+                actor=platform.actor,
+                action="run.retried",
+                entity="run",
+                entity_id=run.id,
+                data={"attempt": run.attempt, "stage": run.stage},
+            )
+        else:
+            append_event(
+                session,
+                actor=platform.actor,
+                action="run.resumed",
+                entity="run",
+                entity_id=run.id,
+                data={"stage": run.stage},
+            )
+        for t in tickets:
+            if t is not None:
+                t.run_id = run.id
+                session.add(t)
+        _advance(session, [t for t in tickets if t], TICKET_AT_STAGE[run.stage], platform.actor)
+        session.add(run)
+        return int(run.id)  # type: ignore[arg-type]
+
+
+def _run_and_tickets(session: Session, run_id: int) -> tuple[UnlearningRun, list[Ticket]]:
+    run = session.get(UnlearningRun, run_id)
+    assert run is not None
+    return run, [t for t in (session.get(Ticket, i) for i in run.ticket_ids) if t is not None]
+
+
+def stage_purge(platform: Platform, run_id: int, purge_check: PurgeCheck | None) -> None:
+    """Remove the tickets' interactions from the dataset: a new DVC-tracked version."""
+    with session_scope(platform.engine) as session:
+        run, tickets = _run_and_tickets(session, run_id)
+        before_v = session.get(DatasetVersion, run.dataset_before_id)
+        before = read_dataset_version(platform, before_v)  # type: ignore[arg-type]
+        per_ticket = {t.id: resolve_pairs(before, t) for t in tickets}
+        removed = (
+            np.unique(np.concatenate(list(per_ticket.values())), axis=0)
+            if per_ticket
+            else (np.zeros((0, 2), np.int64))
+        )
+        after = before.without(removed)
+        if purge_check is not None:
+            failed = purge_check(before.all_pairs(), after.all_pairs(), removed)
+            if failed:
+                raise RuntimeError(f"purge validation failed: {', '.join(failed)}")
+        version = add_dataset_version(
+            platform,
+            session,
+            after,
+            parent_id=before_v.id,  # type: ignore[union-attr]
+            run_id=run.id,
+        )
+        before_v.holds_erased_data = True  # type: ignore[union-attr]
+        session.add(before_v)
+        for t in tickets:
+            t.removed_interactions = len(per_ticket[t.id])
+            session.add(t)
+        run.dataset_after_id = version.id
+        run.removed_count = len(removed)
+        run.removed_hash = pseudonymised_hash(platform, before, removed)
+        run.stage = "purged"
+        session.add(run)
+        append_event(
+            session,
+            actor=platform.actor,
+            action="run.purged",
+            entity="run",
+            entity_id=run.id,
+            data={"removed": run.removed_count, "dataset_after": version.dvc_md5},
+        )
+
+
+def _removed(platform: Platform, run: UnlearningRun, session: Session):
+    before = read_dataset_version(platform, session.get(DatasetVersion, run.dataset_before_id))  # type: ignore[arg-type]
+    after = read_dataset_version(platform, session.get(DatasetVersion, run.dataset_after_id))  # type: ignore[arg-type]
+    from unlearnrec.data.dataset import remove_edges
+
+    removed = remove_edges(before.all_pairs(), after.all_pairs(), before.num_items)
+    return before, after, removed
+
+
+def stage_unlearn(platform: Platform, run_id: int, device: str) -> None:
+    """Unlearn the erased training edges from the production model; a new model version."""
+    from unlearnrec.compliance.modeling import unlearn_batch
+
+    with session_scope(platform.engine) as session:
+        run, tickets = _run_and_tickets(session, run_id)
+        before, after, removed = _removed(platform, run, session)
+        model_before = session.get(ModelVersion, run.model_before_id)
+        assert model_before is not None
+        with (
+            tempfile.TemporaryDirectory(dir=platform.settings.var) as tmp,
+            checkout(platform, "model", model_before.dvc_md5) as folder,
+        ):
+            result = unlearn_batch(
+                folder,
+                before,
+                removed,
+                run.params,
+                Path(tmp) / "model",
+                device=device,
+                data_hash=after.content_hash(),
+            )
+            version = add_model_version(
+                platform,
+                session,
+                result.folder,
+                kind="unlearned",
+                dataset_version_id=int(run.dataset_after_id),  # type: ignore[arg-type]
+                parent_id=model_before.id,
+                run_id=run.id,
+                metrics={
+                    "unlearn_seconds": result.seconds,
+                    "training_edges_removed": result.graph_edges_removed,
+                },
+            )
+        run.model_after_id = version.id
+        run.timings = {
+            **run.timings,
+            "unlearn_seconds": result.seconds,
+            "encoder_refresh_seconds": result.refresh_seconds,
+        }
+        run.stage = "unlearned"
+        session.add(run)
+        _advance(session, tickets, TicketStatus.UNLEARNED, platform.actor)
+
+
+def stage_verify(platform: Platform, run_id: int, device: str) -> None:
+    """Measure forgetting. Provisional policies certify on the MI figures now (the scheduled
+    reference retrain upgrades them); final policies retrain the reference first. On failure,
+    the policy's fallback: promote a full retrain (``retrain``) or escalate."""
+    from unlearnrec.compliance.modeling import attach_encoder, retrain_model, verify
+
+    thresholds = platform.policy.verification.thresholds.model_dump()
+    with session_scope(platform.engine) as session:
+        run, tickets = _run_and_tickets(session, run_id)
+        before, after, removed = _removed(platform, run, session)
+        m_before = session.get(ModelVersion, run.model_before_id)
+        m_after = session.get(ModelVersion, run.model_after_id)
+        assert m_before is not None and m_after is not None
+        final = platform.policy.verification.mode == "final"
+        with (
+            tempfile.TemporaryDirectory(dir=platform.settings.var) as tmp,
+            checkout(platform, "model", m_before.dvc_md5) as f_before,
+        ):
+            ref_folder = None
+            if final:
+                ref_folder, secs = retrain_model(after, f_before, Path(tmp) / "ref", device=device)
+                run.timings = {**run.timings, "reference_seconds": secs}
+            with checkout(platform, "model", m_after.dvc_md5) as f_after:
+                report = verify(
+                    original_folder=f_before,
+                    original=before,
+                    unlearned_folder=f_after,
+                    after=after,
+                    removed=removed,
+                    thresholds=thresholds,
+                    reference_folder=ref_folder,
+                    device=device,
+                )
+            if not report["passed"] and platform.policy.on_failure.action == "retrain":
+                # Fallback: a full retrain without the data forgets by construction.
+                if ref_folder is None:
+                    ref_folder, secs = retrain_model(
+                        after, f_before, Path(tmp) / "ref", device=device
+                    )
+                    run.timings = {**run.timings, "fallback_retrain_seconds": secs}
+                attach_encoder(ref_folder, after, run.params, device=device)
+                promoted = add_model_version(
+                    platform,
+                    session,
+                    ref_folder,
+                    kind="retrain",
+                    dataset_version_id=int(run.dataset_after_id),  # type: ignore[arg-type]
+                    parent_id=m_before.id,
+                    run_id=run.id,
+                )
+                report = {
+                    **report,
+                    "fallback": "retrain",
+                    "failed_unlearning": report.get("reasons", []),
+                    "passed": True,
+                    "mode": "final",
+                    "reasons": ["promoted a full retrain"],
+                }
+                run.method, run.model_after_id = "retrain", promoted.id
+            elif not report["passed"]:
+                run.verification = report
+                run.status = "failed"
+                run.error = "verification failed: " + "; ".join(report.get("reasons", []))
+                session.add(run)
+                for t in tickets:
+                    transition(
+                        session, t, TicketStatus.ESCALATED, actor=platform.actor, reason=run.error
+                    )
+                append_event(
+                    session,
+                    actor=platform.actor,
+                    action="run.escalated",
+                    entity="run",
+                    entity_id=run.id,
+                    data={"reasons": report["reasons"]},
+                )
+                return
+        run.verification = report
+        run.stage = "verified"
+        session.add(run)
+        _advance(session, tickets, TicketStatus.VERIFIED, platform.actor)
+        append_event(
+            session,
+            actor=platform.actor,
+            action="run.verified",
+            entity="run",
+            entity_id=run.id,
+            data={"mode": report["mode"], "passed": report["passed"]},
+        )
+
+
+def stage_certify(platform: Platform, run_id: int) -> list[str]:
+    """One signed certificate per ticket; the tickets become certified."""
+    with session_scope(platform.engine) as session:
+        run, tickets = _run_and_tickets(session, run_id)
+        before, _, _ = _removed(platform, run, session)
+        model_after = session.get(ModelVersion, run.model_after_id)
+        assert model_after is not None
+        status = "final" if run.verification.get("mode") == "final" else "provisional"
+        paths = []
+        for t in tickets:
+            pairs = resolve_pairs(before, t)
+            cert = certify.issue(
+                platform,
+                session,
+                run=run,
+                ticket=t,
+                status=status,
+                removed_hash=pseudonymised_hash(platform, before, pairs),
+                removed_count=len(pairs),
+                model_after=model_after,
+            )
+            paths.append(cert.path)
+        run.stage, run.status, run.finished_at = "certified", "succeeded", utcnow()
+        session.add(run)
+        _advance(session, tickets, TicketStatus.CERTIFIED, platform.actor)
+        append_event(
+            session,
+            actor=platform.actor,
+            action="run.certified",
+            entity="run",
+            entity_id=run.id,
+            data={"certificates": len(paths), "status": status},
+        )
+        return paths
+
+
+def run_batch(
+    platform: Platform,
+    ticket_ids: list[int],
+    *,
+    device: str = "auto",
+    purge_check: PurgeCheck | None = None,
+) -> RunSummary:
+    """Take one batch from wherever its run stopped to certified (or failed / escalated)."""
+    run_id = open_run(platform, ticket_ids, device=device)
+    steps = {
+        "scheduled": lambda: stage_purge(platform, run_id, purge_check),
+        "purged": lambda: stage_unlearn(platform, run_id, device),
+        "unlearned": lambda: stage_verify(platform, run_id, device),
+        "verified": lambda: stage_certify(platform, run_id),
+    }
+    error = None
+    while True:
+        with session_scope(platform.engine) as session:
+            run = session.get(UnlearningRun, run_id)
+            assert run is not None
+            stage, status = run.stage, run.status
+        if status != "running" or stage == "certified":
+            break
+        try:
+            steps[stage]()
+        except Exception as exc:  # record, fail the tickets, let the caller decide
+            error = f"{type(exc).__name__} at stage after {stage}: {exc}"
+            log.error("run %s failed: %s", run_id, error)
+            with session_scope(platform.engine) as session:
+                run, tickets = _run_and_tickets(session, run_id)
+                run.status, run.error = "failed", error
+                session.add(run)
+                for t in tickets:
+                    if TicketStatus.FAILED in TicketStatus.TRANSITIONS.get(t.status, ()):
+                        transition(
+                            session, t, TicketStatus.FAILED, actor=platform.actor, reason=error
+                        )
+                append_event(
+                    session,
+                    actor=platform.actor,
+                    action="run.failed",
+                    entity="run",
+                    entity_id=run_id,
+                    data={"stage": stage, "error": error[:500]},
+                )
+            break
+    with session_scope(platform.engine) as session:
+        run, tickets = _run_and_tickets(session, run_id)
+        from unlearnrec.ledger import Certificate
+
+        certs_ = session.exec(select(Certificate).where(Certificate.run_id == run_id)).all()
+        return RunSummary(
+            run_id=run_id,
+            status=run.status,
+            stage=run.stage,
+            tickets=list(run.ticket_ids),
+            certificates=[c.path for c in certs_],
+            verification=dict(run.verification),
+            timings=dict(run.timings),
+            error=run.error or error,
+        )

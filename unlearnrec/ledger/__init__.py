@@ -1,0 +1,52 @@
+"""The compliance ledger (SQLModel): tickets, runs, dataset and model versions, certificates and
+a hash-chained audit trail. Importing it never imports torch (the dashboard relies on that)."""
+
+from __future__ import annotations
+
+from unlearnrec.ledger.audit import ChainCheck, append_event, verify_chain
+from unlearnrec.ledger.db import LedgerUnavailable, init_db, make_engine, safe_url, session_scope
+from unlearnrec.ledger.models import (
+    AuditEvent,
+    Certificate,
+    DatasetVersion,
+    ModelVersion,
+    Ticket,
+    TicketStatus,
+    UnlearningRun,
+    utcnow,
+)
+from unlearnrec.ledger.tickets import (
+    TicketIn,
+    TransitionError,
+    extend_deadline,
+    list_tickets,
+    record_ticket,
+    ticket_row,
+    transition,
+)
+
+__all__ = [
+    "AuditEvent",
+    "Certificate",
+    "ChainCheck",
+    "DatasetVersion",
+    "LedgerUnavailable",
+    "ModelVersion",
+    "Ticket",
+    "TicketIn",
+    "TicketStatus",
+    "TransitionError",
+    "UnlearningRun",
+    "append_event",
+    "extend_deadline",
+    "init_db",
+    "list_tickets",
+    "make_engine",
+    "record_ticket",
+    "safe_url",
+    "session_scope",
+    "ticket_row",
+    "transition",
+    "utcnow",
+    "verify_chain",
+]

@@ -1,0 +1,74 @@
+"""Environment settings in one place: paths, the database URL, the device.
+
+Read from ``UNLEARNREC_*`` environment variables; every default is relative to ``home`` (the
+project root by default), so the main job runs with no configuration at all. Importing this module
+is cheap (no torch): the dashboard and the ledger use it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="UNLEARNREC_", extra="ignore")
+
+    home: Path = Field(default_factory=Path.cwd, description="project root")
+    db_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite under var/")
+    var_dir: Path | None = Field(None, description="runtime state: ledger, versions, certificates")
+    inbox_dir: Path | None = Field(None, description="ticket files dropped here are ingested")
+    secrets_dir: Path | None = Field(None, description="signing key and pseudonym secret (0600)")
+    policy_path: Path | None = Field(None, description="the compliance policy in force")
+    data_dir: Path | None = Field(None, description="the DVC-tracked dataset folder")
+    device: str = "auto"
+    max_ticket_file_bytes: int = 5_000_000  # larger files are refused, not parsed
+
+    def _under(self, value: Path | None, default: str) -> Path:
+        return Path(value) if value is not None else self.home / default
+
+    @property
+    def var(self) -> Path:
+        return self._under(self.var_dir, "var")
+
+    @property
+    def inbox(self) -> Path:
+        return self._under(self.inbox_dir, "inbox")
+
+    @property
+    def secrets(self) -> Path:
+        return self._under(self.secrets_dir, "secrets")
+
+    @property
+    def policy(self) -> Path:
+        return self._under(self.policy_path, "policies/gdpr-default.yaml")
+
+    @property
+    def data(self) -> Path:
+        return self._under(self.data_dir, "data/synthetic")
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.var / 'ledger.sqlite'}"
+
+    @property
+    def certificates(self) -> Path:
+        return self.var / "certificates"
+
+    @property
+    def signing_key(self) -> Path:
+        return self.secrets / "signing_key.pem"
+
+    @property
+    def public_key(self) -> Path:
+        return self.var / "certificates" / "public_key.pem"
+
+    @property
+    def pseudonym_secret(self) -> Path:
+        return self.secrets / "pseudonym.secret"
+
+
+def get_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]
