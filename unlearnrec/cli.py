@@ -229,7 +229,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from unlearnrec.demo import run_demo
 
-    return run_demo(Path(args.root))
+    return run_demo(Path(args.root), fresh=args.fresh, device=args.device)
 
 
 # -- parser -------------------------------------------------------------------------------------
@@ -324,17 +324,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="write the result as JSON here")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("demo", help="the main job: reproduce the pipeline and print the report")
+    from unlearnrec.cli_compliance import add_commands
+
+    add_commands(sub)
+
+    p = sub.add_parser("demo", help="the main job: pipeline, sample tickets, flows, certificates")
     p.add_argument("--root", default=".", help="repository root")
+    p.add_argument("--fresh", action="store_true", help="start from an empty ledger and store")
+    p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_demo)
     return parser
 
 
+def _configure_logging() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    for noisy in ("great_expectations", "httpx", "prefect.server", "alembic", "dvc"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _configure_logging()
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, OSError, RuntimeError) as exc:
+        # Expected failures (bad input, missing files, unreachable database, DVC errors) end
+        # with one clear line; UNLEARNREC_DEBUG=1 shows the traceback.
+        import os
+
+        if os.environ.get("UNLEARNREC_DEBUG"):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

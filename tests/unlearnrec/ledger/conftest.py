@@ -1,0 +1,77 @@
+"""Ledger fixtures: an ``engine`` on SQLite always, and on PostgreSQL when
+``UNLEARNREC_TEST_PG_URL`` names a server (``.ci/run`` starts one, see ``.ci/postgres.sh``).
+
+PostgreSQL: one fresh database per test module (created and dropped through the given URL), its
+tables emptied for every test. SQLite: a file under ``tmp_path`` (not ``:memory:``), so WAL and
+the file-based read-only mode are exercised.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import SQLModel
+
+from unlearnrec.certificates import pseudonymise
+from unlearnrec.ledger import init_db, make_engine
+from unlearnrec.policy import Policy, load_policy
+
+PG_ENV = "UNLEARNREC_TEST_PG_URL"
+ROOT = Path(__file__).resolve().parents[3]
+SECRET = b"ledger-test-pseudonym-secret-32b"
+
+
+@pytest.fixture(scope="module")
+def pg_database_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this module, dropped afterwards."""
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"{PG_ENV} is not set")
+    name = f"unlearnrec_test_{secrets.token_hex(6)}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request, tmp_path) -> Iterator[Engine]:
+    """A writable ledger engine with empty, freshly created tables."""
+    if request.param == "sqlite":
+        eng = make_engine(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    else:
+        if not os.environ.get(PG_ENV):
+            pytest.skip(f"{PG_ENV} is not set")
+        eng = make_engine(request.getfixturevalue("pg_database_url"))
+    init_db(eng)
+    if request.param == "postgresql":
+        # Empty the module's tables. (``metadata.drop_all`` cannot: the foreign keys between
+        # unlearningrun, datasetversion and modelversion form an unnamed cycle.)
+        tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.tables.values())
+        with eng.begin() as conn:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def policy() -> Policy:
+    return load_policy(ROOT / "policies" / "gdpr-default.yaml")
+
+
+@pytest.fixture(scope="session")
+def pseudo():
+    return lambda subject: pseudonymise(subject, SECRET)

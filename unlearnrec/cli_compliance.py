@@ -1,0 +1,196 @@
+"""``unlearnrec tickets|certificate|audit|flows`` commands (compliance officers, platform
+engineers). Kept apart from the ML commands; nothing here imports torch at parse time."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _platform(args: argparse.Namespace, actor: str):
+    from unlearnrec.compliance.platform import Platform
+    from unlearnrec.settings import get_settings
+
+    overrides = {"home": Path(args.home)} if getattr(args, "home", None) else {}
+    return Platform.open(get_settings(**overrides), actor=actor)
+
+
+def cmd_tickets_submit(args: argparse.Namespace) -> int:
+    from unlearnrec.compliance.ingest import submit_file
+    from unlearnrec.ledger import utcnow
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise SystemExit(f"error: {path} is not a file")
+    summary = submit_file(_platform(args, "cli"), path, now=utcnow(), actor="cli")
+    out = {"file": path.name, "new": summary.created, "resubmitted": summary.resubmitted,
+           "rejected_at_intake": summary.rejected_at_intake,
+           "refused": summary.refused_files[0][1] if summary.refused_files else None}
+    print(json.dumps(out, indent=2) if args.json else
+          f"{path.name}: {summary.created} new, {summary.resubmitted} already known, "
+          f"{summary.rejected_at_intake} rejected at intake"
+          + (f"; REFUSED: {out['refused']}" if out["refused"] else ""))
+    return 1 if summary.refused_files else 0
+
+
+def cmd_tickets_list(args: argparse.Namespace) -> int:
+    from unlearnrec.ledger import list_tickets, session_scope, ticket_row
+
+    platform = _platform(args, "cli")
+    with session_scope(platform.engine) as session:
+        rows = [ticket_row(t) for t in list_tickets(session, status=args.status)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'id':>4} {'external id':<14} {'kind':<19} {'status':<10} {'deadline':<11} "
+          f"{'days':>5}  reason")
+    for r in rows:
+        print(f"{r['id']:>4} {r['external_id'][:14]:<14} {r['kind'][:19]:<19} "
+              f"{r['status']:<10} {r['deadline_at'][:10]:<11} {r['days_left']:>5}  "
+              f"{(r['reason'] or '')[:70]}")
+    return 0
+
+
+def cmd_tickets_extend(args: argparse.Namespace) -> int:
+    from sqlmodel import select
+
+    from unlearnrec.ledger import Ticket, extend_deadline, session_scope
+
+    platform = _platform(args, "cli")
+    with session_scope(platform.engine) as session:
+        ticket = session.exec(select(Ticket).where(Ticket.external_id == args.external_id)).first()
+        if ticket is None:
+            raise SystemExit(f"error: no ticket {args.external_id}")
+        extend_deadline(session, ticket, args.days, args.reason, policy=platform.policy,
+                        actor="cli")
+        print(f"{ticket.external_id}: deadline now {ticket.deadline_at.isoformat()}")
+    return 0
+
+
+def cmd_certificate_list(args: argparse.Namespace) -> int:
+    from unlearnrec.compliance.lifecycle import certificate_rows
+
+    rows = certificate_rows(_platform(args, "cli"))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        print(f"{r['certificate_id']:<28} {r['status']:<11} run {r['run_id']:<3} "
+              f"tickets {','.join(map(str, r['tickets'])):<6} {r['path']}")
+    return 0
+
+
+def cmd_certificate_verify(args: argparse.Namespace) -> int:
+    from unlearnrec import certificates as certs
+    from unlearnrec.settings import get_settings
+
+    settings = get_settings(**({"home": Path(args.home)} if args.home else {}))
+    key_path = Path(args.public_key) if args.public_key else settings.public_key
+    if not key_path.exists():
+        raise SystemExit(f"error: public key {key_path} not found (give --public-key)")
+    try:
+        cert = certs.read_certificate(Path(args.file), strict=True)
+    except (OSError, ValueError) as exc:
+        print(f"INVALID: {exc}")
+        return 1
+    result = certs.verify_certificate(cert, certs.load_public_key(key_path),
+                                      artifacts_root=Path(args.artifacts_root)
+                                      if args.artifacts_root else None)
+    if result.ok:
+        print(f"OK: {args.file} is signed by key {result.key_id} and unaltered "
+              f"(digest {result.digest})")
+        return 0
+    print(f"INVALID: {args.file}")
+    for problem in result.problems:
+        print(f"  - {problem}")
+    return 1
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from unlearnrec.ledger import session_scope, verify_chain
+
+    with session_scope(_platform(args, "cli").engine) as session:
+        check = verify_chain(session)
+    if check.ok:
+        print(f"OK: {check.events} audit events, hash chain intact")
+        return 0
+    print("BROKEN audit chain:")
+    for p in check.problems:
+        print(f"  - {p}")
+    return 1
+
+
+def cmd_flows_run(args: argparse.Namespace) -> int:
+    common = {"home": args.home, "device": args.device}
+    if args.flow == "ingest":
+        from flows.ingest import IngestParams, ingest
+
+        ingest(IngestParams(**common))
+    elif args.flow == "process":
+        from flows.process_deletions import ProcessParams, process_deletions
+
+        process_deletions(ProcessParams(**common, force=args.force))
+    else:
+        from flows.retrain_reference import ReferenceParams, retrain_reference
+
+        retrain_reference(ReferenceParams(**common))
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    def home(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--home", default=None, help="project root (default: UNLEARNREC_HOME "
+                       "or the working directory)")
+
+    tickets = sub.add_parser("tickets", help="submit and list deletion tickets")
+    tsub = tickets.add_subparsers(dest="tickets_command", required=True, metavar="ACTION")
+    p = tsub.add_parser("submit", help="record the tickets of a JSON or CSV file")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true")
+    home(p)
+    p.set_defaults(func=cmd_tickets_submit)
+    p = tsub.add_parser("list", help="list tickets (subjects pseudonymised)")
+    p.add_argument("--status", default=None, help="received, validated, rejected, ...")
+    p.add_argument("--json", action="store_true")
+    home(p)
+    p.set_defaults(func=cmd_tickets_list)
+    p = tsub.add_parser("extend", help="extend a ticket's deadline, with a reason")
+    p.add_argument("external_id")
+    p.add_argument("--days", type=int, required=True)
+    p.add_argument("--reason", required=True)
+    home(p)
+    p.set_defaults(func=cmd_tickets_extend)
+
+    cert = sub.add_parser("certificate", help="list and verify certificates of erasure")
+    csub = cert.add_subparsers(dest="certificate_command", required=True, metavar="ACTION")
+    p = csub.add_parser("list", help="certificates with their file paths")
+    p.add_argument("--json", action="store_true")
+    home(p)
+    p.set_defaults(func=cmd_certificate_list)
+    p = csub.add_parser("verify", help="check a certificate's signature and hashes")
+    p.add_argument("file")
+    p.add_argument("--public-key", default=None, help="PEM file (default: the platform's)")
+    p.add_argument("--artifacts-root", default=None, help="also check listed artifact hashes")
+    home(p)
+    p.set_defaults(func=cmd_certificate_verify)
+
+    audit = sub.add_parser("audit", help="check the ledger's audit trail")
+    asub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    p = asub.add_parser("verify", help="recompute the hash chain")
+    home(p)
+    p.set_defaults(func=cmd_audit_verify)
+
+    fl = sub.add_parser("flows", help="run a Prefect flow once (deployments: flows/deployments.py)")
+    fsub = fl.add_subparsers(dest="flows_command", required=True, metavar="ACTION")
+    p = fsub.add_parser("run", help="run ingest, process or reference now")
+    p.add_argument("flow", choices=["ingest", "process", "reference"])
+    p.add_argument("--force", action="store_true", help="process: don't wait for the window")
+    p.add_argument("--device", default="auto")
+    home(p)
+    p.set_defaults(func=cmd_flows_run)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(1)
