@@ -39,6 +39,7 @@ import sys
 start = int(sys.argv[1])
 for port in range(start, start + 200):
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as postgres binds
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

@@ -339,8 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _configure_logging() -> None:
     import logging
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     for noisy in ("great_expectations", "httpx", "prefect.server", "alembic", "dvc"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

@@ -25,13 +25,20 @@ def cmd_tickets_submit(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise SystemExit(f"error: {path} is not a file")
     summary = submit_file(_platform(args, "cli"), path, now=utcnow(), actor="cli")
-    out = {"file": path.name, "new": summary.created, "resubmitted": summary.resubmitted,
-           "rejected_at_intake": summary.rejected_at_intake,
-           "refused": summary.refused_files[0][1] if summary.refused_files else None}
-    print(json.dumps(out, indent=2) if args.json else
-          f"{path.name}: {summary.created} new, {summary.resubmitted} already known, "
-          f"{summary.rejected_at_intake} rejected at intake"
-          + (f"; REFUSED: {out['refused']}" if out["refused"] else ""))
+    out = {
+        "file": path.name,
+        "new": summary.created,
+        "resubmitted": summary.resubmitted,
+        "rejected_at_intake": summary.rejected_at_intake,
+        "refused": summary.refused_files[0][1] if summary.refused_files else None,
+    }
+    print(
+        json.dumps(out, indent=2)
+        if args.json
+        else f"{path.name}: {summary.created} new, {summary.resubmitted} already known, "
+        f"{summary.rejected_at_intake} rejected at intake"
+        + (f"; REFUSED: {out['refused']}" if out["refused"] else "")
+    )
     return 1 if summary.refused_files else 0
 
 
@@ -44,12 +51,16 @@ def cmd_tickets_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'id':>4} {'external id':<14} {'kind':<19} {'status':<10} {'deadline':<11} "
-          f"{'days':>5}  reason")
+    print(
+        f"{'id':>4} {'external id':<14} {'kind':<19} {'status':<10} {'deadline':<11} "
+        f"{'days':>5}  reason"
+    )
     for r in rows:
-        print(f"{r['id']:>4} {r['external_id'][:14]:<14} {r['kind'][:19]:<19} "
-              f"{r['status']:<10} {r['deadline_at'][:10]:<11} {r['days_left']:>5}  "
-              f"{(r['reason'] or '')[:70]}")
+        print(
+            f"{r['id']:>4} {r['external_id'][:14]:<14} {r['kind'][:19]:<19} "
+            f"{r['status']:<10} {r['deadline_at'][:10]:<11} {r['days_left']:>5}  "
+            f"{(r['reason'] or '')[:70]}"
+        )
     return 0
 
 
@@ -63,8 +74,9 @@ def cmd_tickets_extend(args: argparse.Namespace) -> int:
         ticket = session.exec(select(Ticket).where(Ticket.external_id == args.external_id)).first()
         if ticket is None:
             raise SystemExit(f"error: no ticket {args.external_id}")
-        extend_deadline(session, ticket, args.days, args.reason, policy=platform.policy,
-                        actor="cli")
+        extend_deadline(
+            session, ticket, args.days, args.reason, policy=platform.policy, actor="cli"
+        )
         print(f"{ticket.external_id}: deadline now {ticket.deadline_at.isoformat()}")
     return 0
 
@@ -77,8 +89,10 @@ def cmd_certificate_list(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     for r in rows:
-        print(f"{r['certificate_id']:<28} {r['status']:<11} run {r['run_id']:<3} "
-              f"tickets {','.join(map(str, r['tickets'])):<6} {r['path']}")
+        print(
+            f"{r['certificate_id']:<28} {r['status']:<11} run {r['run_id']:<3} "
+            f"tickets {','.join(map(str, r['tickets'])):<6} {r['path']}"
+        )
     return 0
 
 
@@ -95,12 +109,16 @@ def cmd_certificate_verify(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"INVALID: {exc}")
         return 1
-    result = certs.verify_certificate(cert, certs.load_public_key(key_path),
-                                      artifacts_root=Path(args.artifacts_root)
-                                      if args.artifacts_root else None)
+    result = certs.verify_certificate(
+        cert,
+        certs.load_public_key(key_path),
+        artifacts_root=Path(args.artifacts_root) if args.artifacts_root else None,
+    )
     if result.ok:
-        print(f"OK: {args.file} is signed by key {result.key_id} and unaltered "
-              f"(digest {result.digest})")
+        print(
+            f"OK: {args.file} is signed by key {result.key_id} and unaltered "
+            f"(digest {result.digest})"
+        )
         return 0
     print(f"INVALID: {args.file}")
     for problem in result.problems:
@@ -141,8 +159,11 @@ def cmd_flows_run(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     def home(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--home", default=None, help="project root (default: UNLEARNREC_HOME "
-                       "or the working directory)")
+        p.add_argument(
+            "--home",
+            default=None,
+            help="project root (default: UNLEARNREC_HOME or the working directory)",
+        )
 
     tickets = sub.add_parser("tickets", help="submit and list deletion tickets")
     tsub = tickets.add_subparsers(dest="tickets_command", required=True, metavar="ACTION")

@@ -34,8 +34,11 @@ def _tool(name: str) -> str:
 def _run(args: list[str], root: Path) -> None:
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    print(f"$ {' '.join(Path(a).name if i == 0 else a for i, a in enumerate(args))}",
-          file=sys.stderr, flush=True)
+    print(
+        f"$ {' '.join(Path(a).name if i == 0 else a for i, a in enumerate(args))}",
+        file=sys.stderr,
+        flush=True,
+    )
     subprocess.run(args, cwd=root, env=env, check=True)
 
 
@@ -52,11 +55,14 @@ def ensure_data(root: Path) -> None:
         print("generating the bundled synthetic dataset into data/synthetic", file=sys.stderr)
         write_synthetic(root / DATA_DIR, seed=0)
     _run([_tool("dvc"), "add", "--quiet", "data"], root)
-    status = subprocess.run(["git", "status", "--porcelain", "data.dvc"], cwd=root,
-                            capture_output=True, text=True)
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "data.dvc"], cwd=root, capture_output=True, text=True
+    )
     if status.stdout.strip():
-        print("warning: data/ differs from the version data.dvc records (see `git diff "
-              "data.dvc`)", file=sys.stderr)
+        print(
+            "warning: data/ differs from the version data.dvc records (see `git diff data.dvc`)",
+            file=sys.stderr,
+        )
 
 
 def run_pipeline(root: Path) -> dict:
@@ -89,8 +95,13 @@ def run_demo(root: Path, *, fresh: bool = False, device: str = "auto") -> int:
     _step("2/4 the platform: ledger, DVC store, sample inbox")
     platform = Platform.open(settings, actor="demo")
     art = root / "artifacts"
-    bootstrap(platform, data_dir=root / DATA_DIR, splits_path=art / "prepared/splits.npz",
-              model_path=art / "base/model.pt", encoder_path=art / "encoder/encoder.pt")
+    bootstrap(
+        platform,
+        data_dir=root / DATA_DIR,
+        splits_path=art / "prepared/splits.npz",
+        model_path=art / "base/model.pt",
+        encoder_path=art / "encoder/encoder.pt",
+    )
     with session_scope(platform.engine) as session:
         has_tickets = bool(list_tickets(session, limit=1))
         files = read_dataset_version(platform, current_dataset(session))  # type: ignore[arg-type]
@@ -98,8 +109,11 @@ def run_demo(root: Path, *, fresh: bool = False, device: str = "auto") -> int:
         written = write_sample_inbox(settings.inbox, files, now=utcnow())
         print(f"sample inbox: {', '.join(p.name for p in written)}", file=sys.stderr)
     else:
-        print("the ledger already holds tickets: re-running the flows finishes what is open "
-              "(use --fresh to start over)", file=sys.stderr)
+        print(
+            "the ledger already holds tickets: re-running the flows finishes what is open "
+            "(use --fresh to start over)",
+            file=sys.stderr,
+        )
 
     _step("3/4 Prefect flows: ingest -> process_deletions -> retrain_reference")
     flows_started = time.perf_counter()
@@ -129,13 +143,16 @@ def summary_text(platform, report: dict, pipeline_seconds: float, flows_seconds:
         certified = [t for t in tickets if t.status == "certified"]
         rejected = [t for t in tickets if t.status == "rejected"]
         other = [t for t in tickets if t.status not in ("certified", "rejected")]
-        lines.append(f"Tickets: {len(certified)} certified, {len(rejected)} rejected, "
-                     f"{len(other)} open")
+        lines.append(
+            f"Tickets: {len(certified)} certified, {len(rejected)} rejected, {len(other)} open"
+        )
         for t in certified:
             cert = session.get(Certificate, t.certificate_id) if t.certificate_id else None
-            lines.append(f"  certified {t.external_id:<10} {t.kind:<19} "
-                         f"{t.removed_interactions:>4} interactions  "
-                         f"{cert.status if cert else '':<11} {cert.path if cert else ''}")
+            lines.append(
+                f"  certified {t.external_id:<10} {t.kind:<19} "
+                f"{t.removed_interactions:>4} interactions  "
+                f"{cert.status if cert else '':<11} {cert.path if cert else ''}"
+            )
         for t in rejected:
             lines.append(f"  rejected  {t.external_id:<10} {(t.reason or '')[:90]}")
         for t in other:
@@ -148,20 +165,27 @@ def summary_text(platform, report: dict, pipeline_seconds: float, flows_seconds:
                 f"Run {run.id} ({run.method}, {len(run.ticket_ids)} tickets, "
                 f"{run.removed_count} interactions erased): verification {v.get('mode')}, "
                 f"{'passed' if v.get('passed') else 'FAILED'}"
-                + (f", fallback {v['fallback']}" if v.get("fallback") else ""))
+                + (f", fallback {v['fallback']}" if v.get("fallback") else "")
+            )
             if u:
-                lines.append(f"    unlearned: MI-BF {u.get('mi_bf', 0):.3f}  MI-NG "
-                             f"{u.get('mi_ng', 0):.3f}  MIA AUC {u.get('mia_auc', 0):.3f}  "
-                             f"Recall@20 {u.get('recall@20', 0):.4f}")
+                lines.append(
+                    f"    unlearned: MI-BF {u.get('mi_bf', 0):.3f}  MI-NG "
+                    f"{u.get('mi_ng', 0):.3f}  MIA AUC {u.get('mia_auc', 0):.3f}  "
+                    f"Recall@20 {u.get('recall@20', 0):.4f}"
+                )
             if r:
-                lines.append(f"    reference: MI-BF {r.get('mi_bf', 0):.3f}  MI-NG "
-                             f"{r.get('mi_ng', 0):.3f}  MIA AUC {r.get('mia_auc', 0):.3f}  "
-                             f"Recall@20 {r.get('recall@20', 0):.4f}")
+                lines.append(
+                    f"    reference: MI-BF {r.get('mi_bf', 0):.3f}  MI-NG "
+                    f"{r.get('mi_ng', 0):.3f}  MIA AUC {r.get('mia_auc', 0):.3f}  "
+                    f"Recall@20 {r.get('recall@20', 0):.4f}"
+                )
             for reason in v.get("failed_unlearning", []):
                 lines.append(f"    unlearning alone failed the final check: {reason}")
             t = run.timings
-            lines.append(f"    unlearning {t.get('unlearn_seconds', 0):.2f}s (encoder refresh "
-                         f"{t.get('encoder_refresh_seconds', 0):.1f}s, offline)")
+            lines.append(
+                f"    unlearning {t.get('unlearn_seconds', 0):.2f}s (encoder refresh "
+                f"{t.get('encoder_refresh_seconds', 0):.1f}s, offline)"
+            )
         chain = verify_chain(session)
     refused = sorted((platform.settings.inbox / "refused").glob("*.reason.txt"))
     for path in refused:

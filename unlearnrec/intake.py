@@ -45,12 +45,19 @@ def _parse_time(value: Any, now: datetime) -> tuple[datetime, str | None]:
     return parsed.astimezone(UTC), None
 
 
+def _text(value: Any) -> str:
+    """A field as text: None is missing, 0 is "0" (falsy values are real ids)."""
+    return "" if value is None else str(value).strip()
+
+
 def _items(value: Any) -> tuple[tuple[str, ...], str | None]:
-    if value in (None, ""):
+    if value is None or value == "":
         return (), None
     if isinstance(value, str):
         return tuple(v.strip() for v in value.split(";") if v.strip()), None
-    if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int)) for v in value):
+    if isinstance(value, (list, tuple)) and all(
+        isinstance(v, (str, int)) and not isinstance(v, bool) for v in value
+    ):
         return tuple(str(v).strip() for v in value), None
     return (), "items must be a list of item ids or a ';'-separated string"
 
@@ -63,17 +70,17 @@ def ticket_from_record(
     unknown = sorted(set(record) - set(FIELDS))
     if unknown:
         problems.append(f"{where}: unknown fields {unknown}")
-    external_id = str(record.get("external_id") or "").strip()
+    external_id = _text(record.get("external_id"))
     if not external_id:
         problems.append(f"{where}: external_id is missing")
         external_id = fallback_id
     elif len(external_id) > 200:
         problems.append(f"{where}: external_id longer than 200 characters")
         external_id = fallback_id
-    kind = str(record.get("kind") or "").strip()
+    kind = _text(record.get("kind"))
     if kind not in TICKET_KINDS:
         problems.append(f"{where}: kind {kind[:40]!r} is not one of {', '.join(TICKET_KINDS)}")
-    subject = str(record.get("subject") or "").strip() or None
+    subject = _text(record.get("subject")) or None
     items, problem = _items(record.get("items"))
     if problem:
         problems.append(f"{where}: {problem}")
@@ -91,7 +98,7 @@ def ticket_from_record(
         kind=kind,
         subject=subject[:200] if subject else None,
         items=items,
-        legal_basis=str(record.get("legal_basis") or "").strip()[:40],
+        legal_basis=_text(record.get("legal_basis"))[:40],
         received_at=received_at,
         source=where,
         problems=tuple(problems),
@@ -103,6 +110,8 @@ def _records_from_json(text: str, name: str) -> list[dict[str, Any]]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{name}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise ValueError(f"{name}: JSON nested too deeply to be a ticket file") from None
     if isinstance(data, dict) and "tickets" in data:
         data = data["tickets"]
     if isinstance(data, dict):
@@ -129,7 +138,7 @@ def parse_ticket_bytes(
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
+        line = exc.object[: exc.start].count(b"\n") + 1
         result.refused = f"{name}:{line}: not UTF-8 text"
         return result
     fallback = f"invalid-{result.sha256[:12]}"
@@ -159,8 +168,12 @@ def parse_ticket_bytes(
                         record, where=f"{name}:{line}", fallback_id=f"{fallback}-{line}", now=now
                     )
                 )
-    except (ValueError, csv.Error) as exc:
+    except ValueError as exc:
         result.refused = str(exc)
+        result.tickets = []
+    except csv.Error as exc:
+        line = reader.line_num if suffix == ".csv" else 0
+        result.refused = f"{name}:{line}: not a readable CSV file ({exc})"
         result.tickets = []
     return result
 

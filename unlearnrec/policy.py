@@ -49,6 +49,14 @@ class Unlearning(_Strict):
     # Per ticket kind overrides of params (e.g. a strong fine-tune for poisoned data).
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
+    @field_validator("profiles")
+    @classmethod
+    def _known_kinds(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        unknown = sorted(set(value) - set(TICKET_KINDS))
+        if unknown:
+            raise ValueError(f"profiles for unknown ticket kinds {unknown}")
+        return value
+
 
 class Thresholds(_Strict):
     mi_bf_ratio: float = Field(0.9, gt=0, description="MI-BF at least this x the reference's")
@@ -96,6 +104,11 @@ class Policy(_Strict):
         for name, d in value.items():
             if d.months == 0 and d.days == 0:
                 raise ValueError(f"deadline for {name} is zero")
+            if name != name.upper():
+                raise ValueError(
+                    f"regime {name!r} must be upper case (legal bases are "
+                    "matched as GDPR-..., CCPA-...)"
+                )
         return value
 
     def deadline_for(self, legal_basis: str) -> Deadline:
@@ -138,8 +151,10 @@ def load_policy(path: str | Path) -> Policy:
         raw = yaml.safe_load(raw_bytes)
     except yaml.YAMLError as exc:
         raise PolicyError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise PolicyError(f"{path}: a policy must be a mapping")
+    if not isinstance(raw, dict) or not all(isinstance(k, str) for k in raw):
+        raise PolicyError(f"{path}: a policy must be a mapping with text keys")
+    if "sha256" in raw:
+        raise PolicyError(f"{path}: sha256 is computed from the file, not written in it")
     try:
         return Policy(**raw, sha256=hashlib.sha256(raw_bytes).hexdigest())
     except ValidationError as exc:

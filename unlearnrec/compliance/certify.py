@@ -140,6 +140,9 @@ def issue(
     signed = certs.sign_certificate(body, platform.signing_key)
     path = platform.settings.certificates / f"{cid}.json"
     sha = certs.write_certificate(path, signed)
+    from unlearnrec.compliance.process import crash_point
+
+    crash_point("after_certificate_written")
     row = Certificate(
         certificate_id=cid,
         run_id=int(run.id),  # type: ignore[arg-type]

@@ -252,6 +252,22 @@ def apply_retention(platform: Platform) -> list[str]:
                     "policy": platform.policy.describe(),
                 },
             )
+        # Versions a crashed attempt stored but never recorded: nobody can refer to them.
+        recorded = {("dataset", d.dvc_md5) for d in session.exec(select(DatasetVersion))} | {
+            ("model", m.dvc_md5) for m in session.exec(select(ModelVersion))
+        }
+        for name in platform.store.pinned():
+            kind, _, md5 = name.partition("-")
+            if (kind, f"{md5}.dir") not in recorded:
+                targets.append((kind, f"{md5}.dir"))
+                append_event(
+                    session,
+                    actor=platform.actor,
+                    action="retention.orphan",
+                    entity=kind,
+                    entity_id=md5,
+                    data={},
+                )
         if targets:
             purged = platform.store.purge(targets)
     return purged

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import signal
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,6 +67,13 @@ _PATH = (
 
 # A purge check: (before, after, removed) pairs -> list of failed check names (empty: passed).
 PurgeCheck = Callable[[np.ndarray, np.ndarray, np.ndarray], list[str]]
+
+
+def crash_point(name: str) -> None:
+    """Fault injection for the crash tests: ``UNLEARNREC_CRASH_POINT=<name>`` kills the process
+    with SIGKILL here, between a side effect (files, DVC store) and the ledger commit."""
+    if os.environ.get("UNLEARNREC_CRASH_POINT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 # -- ticket -> pairs ----------------------------------------------------------------------------
@@ -319,6 +328,7 @@ def stage_purge(platform: Platform, run_id: int, purge_check: PurgeCheck | None)
             parent_id=before_v.id,  # type: ignore[union-attr]
             run_id=run.id,
         )
+        crash_point("after_dataset_stored")
         before_v.holds_erased_data = True  # type: ignore[union-attr]
         session.add(before_v)
         for t in tickets:
@@ -383,6 +393,7 @@ def stage_unlearn(platform: Platform, run_id: int, device: str) -> None:
                     "training_edges_removed": result.graph_edges_removed,
                 },
             )
+        crash_point("after_model_stored")
         run.model_after_id = version.id
         run.timings = {
             **run.timings,

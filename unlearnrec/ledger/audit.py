@@ -93,6 +93,15 @@ def verify_chain(session: Session) -> ChainCheck:
     return ChainCheck(ok=not problems, events=n, problems=tuple(problems))
 
 
+@event.listens_for(Session, "do_orm_execute")
+def _no_bulk_changes(state):  # pragma: no cover - guard
+    """Bulk ``update(AuditEvent)`` / ``delete(AuditEvent)`` bypass the mapper events below."""
+    if (state.is_update or state.is_delete) and any(
+        m.class_ is AuditEvent for m in state.all_mappers
+    ):
+        raise AuditTamperError("audit events are append-only: bulk changes are refused")
+
+
 @event.listens_for(AuditEvent, "before_update")
 def _no_update(mapper, connection, target):  # pragma: no cover - guard
     raise AuditTamperError("audit events are append-only: updates are refused")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Column, Text
+from sqlalchemy import JSON, Column, ForeignKey, Integer, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -94,7 +94,16 @@ class DatasetVersion(SQLModel, table=True):
     content_hash: str = Field(index=True, max_length=80)
     path: str = Field(max_length=500)
     parent_id: int | None = Field(default=None, foreign_key="datasetversion.id")
-    run_id: int | None = Field(default=None, foreign_key="unlearningrun.id")
+    # use_alter: runs point at versions and versions back at runs; a named, deferred
+    # constraint breaks the cycle so tables can be created and dropped in any order.
+    run_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer,
+            ForeignKey("unlearningrun.id", use_alter=True, name="fk_datasetversion_run"),
+            nullable=True,
+        ),
+    )
     num_users: int = 0
     num_items: int = 0
     num_interactions: int = 0
@@ -114,7 +123,16 @@ class ModelVersion(SQLModel, table=True):
     path: str = Field(max_length=500)
     dataset_version_id: int = Field(foreign_key="datasetversion.id")
     parent_id: int | None = Field(default=None, foreign_key="modelversion.id")
-    run_id: int | None = Field(default=None, foreign_key="unlearningrun.id")
+    # use_alter: runs point at versions and versions back at runs; a named, deferred
+    # constraint breaks the cycle so tables can be created and dropped in any order.
+    run_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer,
+            ForeignKey("unlearningrun.id", use_alter=True, name="fk_modelversion_run"),
+            nullable=True,
+        ),
+    )
     metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
 

@@ -68,7 +68,8 @@ def record_ticket(
     try:
         deadline = policy.deadline_for(incoming.legal_basis).due(incoming.received_at)
     except ValueError:
-        # Unknown regime: the ticket is rejected below; a deadline is still needed for display.
+        # Unknown regime: validation rejects the ticket (legal_basis_is_known); a deadline is
+        # still needed for display until then.
         deadline = incoming.received_at + timedelta(days=30)
     ticket = Ticket(
         external_id=incoming.external_id,

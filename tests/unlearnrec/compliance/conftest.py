@@ -1,0 +1,78 @@
+"""A tiny platform: synthetic data, a small base model and encoder, a test policy."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from unlearnrec.checkpoint import save_checkpoint
+from unlearnrec.config import ModelConfig, TrainConfig, to_dict
+from unlearnrec.data import generate_synthetic, write_lightgcn
+from unlearnrec.experiment import make_splits, train_base
+from unlearnrec.pipeline import save_encoder
+from unlearnrec.unlearning import ModelState, UnlearnRec
+
+SMALL_UNLEARN = {
+    "pretrain_requests": 4,
+    "pretrain_steps": 2,
+    "pretrain_batch_size": 2048,
+    "finetune_batch_size": 2048,
+}
+
+POLICY = """\
+id: test-policy
+version: 1
+deadlines:
+  GDPR: {{months: 1, max_extension_days: 61}}
+  CCPA: {{days: 45, max_extension_days: 45}}
+batching: {{window_minutes: 60, max_tickets: 100}}
+unlearning:
+  method: unlearnrec
+  params: {params}
+verification:
+  mode: provisional
+on_failure: {{action: {on_failure}, max_attempts: 2}}
+retention: {{purge_erased_versions: true, keep_versions: 3}}
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_artifacts(tmp_path_factory) -> Path:
+    """data/, artifacts/ (splits, base model, encoder) of a 300-user synthetic set."""
+    root = tmp_path_factory.mktemp("artifacts")
+    data = generate_synthetic(
+        num_users=300, num_items=200, num_groups=5, mean_interactions=20, seed=1
+    )
+    write_lightgcn(data, root / "data" / "synthetic")
+    splits = make_splits(data, 0.1, 0)
+    splits.save(root / "artifacts" / "prepared" / "splits.npz")
+    train = TrainConfig(max_epochs=40, batch_size=1024, lr=0.01, eval_every=5, patience=3)
+    model, graph, _ = train_base(
+        splits, splits.fit, ModelConfig(embedding_dim=16, num_layers=2), train, torch.device("cpu")
+    )
+    save_checkpoint(
+        root / "artifacts" / "base" / "model.pt",
+        model,
+        train_config=to_dict(train),
+        data_hash=splits.data_hash,
+    )
+    method = UnlearnRec.from_params(SMALL_UNLEARN)
+    method.prepare(ModelState(model, graph, splits.valid, train))
+    save_encoder(root / "artifacts" / "encoder" / "encoder.pt", method, "")
+    return root
+
+
+def make_home(tiny_artifacts: Path, home: Path, monkeypatch, *, on_failure: str = "retrain"):
+    """A project root with the tiny artifacts and a policy; env points the settings at it."""
+    shutil.copytree(tiny_artifacts, home, dirs_exist_ok=True)
+    import json
+
+    policy = home / "policies" / "test.yaml"
+    policy.parent.mkdir(parents=True, exist_ok=True)
+    policy.write_text(POLICY.format(params=json.dumps(SMALL_UNLEARN), on_failure=on_failure))
+    monkeypatch.setenv("UNLEARNREC_HOME", str(home))
+    monkeypatch.setenv("UNLEARNREC_POLICY_PATH", str(policy))
+    return home

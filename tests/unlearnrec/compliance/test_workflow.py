@@ -1,0 +1,201 @@
+"""The ticket-to-certificate chain on a tiny platform: validation and rejections, one
+certificate per ticket however often it runs, crash safety, the reference upgrade, retention."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from unlearnrec import certificates as certs
+from unlearnrec.compliance.ingest import ingest_inbox
+from unlearnrec.compliance.lifecycle import apply_retention, bootstrap, retrain_reference
+from unlearnrec.compliance.platform import Platform
+from unlearnrec.compliance.samples import write_sample_inbox
+from unlearnrec.compliance.versions import current_dataset, read_dataset_version
+from unlearnrec.ledger import (
+    Certificate,
+    DatasetVersion,
+    ModelVersion,
+    Ticket,
+    session_scope,
+    utcnow,
+    verify_chain,
+)
+from unlearnrec.store import StoreError
+
+from .conftest import make_home
+
+VALID = {"DSAR-1001", "DSAR-1002", "DSAR-1003", "LIC-2001"}
+REJECTED = {
+    "DSAR-1004": "not a known user",
+    "DSAR-1005": "deadline",
+    "DSAR-1006": "duplicate of ticket DSAR-1001",
+    "DSAR-1007": "kind",
+}
+
+
+def _open_and_fill(home: Path) -> Platform:
+    platform = Platform.open()
+    art = home / "artifacts"
+    bootstrap(
+        platform,
+        data_dir=home / "data" / "synthetic",
+        splits_path=art / "prepared" / "splits.npz",
+        model_path=art / "base" / "model.pt",
+        encoder_path=art / "encoder" / "encoder.pt",
+    )
+    with session_scope(platform.engine) as session:
+        files = read_dataset_version(platform, current_dataset(session))
+    write_sample_inbox(platform.settings.inbox, files, now=utcnow())
+    huge = platform.settings.inbox / "huge.json"
+    huge.write_bytes(b"[" + b" " * platform.settings.max_ticket_file_bytes + b"]")
+    return platform
+
+
+def process_once() -> None:
+    """What the process_deletions flow does, without the Prefect run around it."""
+    from flows.process_deletions import ProcessParams, plan, run_batch, validate_tickets
+
+    params = ProcessParams(force=True, device="cpu")
+    validate_tickets.fn(params)
+    for batch in plan.fn(params):
+        run_batch.fn(params, batch)
+
+
+def _tickets(platform: Platform) -> dict[str, Ticket]:
+    with session_scope(platform.engine) as session:
+        return {t.external_id: t for t in session.exec(select(Ticket))}
+
+
+def _certificates(platform: Platform, status: str | None = None) -> list[Certificate]:
+    with session_scope(platform.engine) as session:
+        rows = list(session.exec(select(Certificate)))
+    return [c for c in rows if status is None or c.status == status]
+
+
+def test_chain_certifies_valid_tickets_once_and_rejects_the_rest(
+    tiny_artifacts, tmp_path, monkeypatch
+):
+    """Valid tickets of every kind end certified with a verifiable certificate; invalid ones
+    are rejected with their reason; bad files are refused; running again changes nothing."""
+    home = make_home(tiny_artifacts, tmp_path / "home", monkeypatch)
+    platform = _open_and_fill(home)
+    summary = ingest_inbox(platform, now=utcnow())
+    assert (summary.created, summary.resubmitted, summary.rejected_at_intake) == (7, 1, 1)
+    refused = {name for name, _ in summary.refused_files}
+    assert refused == {"meeting-notes.txt", "broken-export.json", "huge.json"}
+    assert any("broken-export.json:2" in reason for _, reason in summary.refused_files)
+
+    process_once()
+    tickets = _tickets(platform)
+    assert {k for k, t in tickets.items() if t.status == "certified"} == VALID
+    for external_id, reason in REJECTED.items():
+        assert tickets[external_id].status == "rejected"
+        assert reason in (tickets[external_id].reason or "")
+    # Storage limitation: raw subjects are gone once tickets are closed; pseudonyms remain.
+    assert all(t.subject is None for t in tickets.values())
+    assert tickets["DSAR-1001"].subject_pseudonym.startswith("ps_")
+
+    processed = next((platform.settings.inbox / "processed").glob("*dsar-export*.json"))
+    raw_subjects = {t.get("subject") for t in json.loads(processed.read_text())["tickets"]}
+    raw_subjects.discard(None)
+    provisional = _certificates(platform, "provisional")
+    assert len(provisional) == len(VALID)
+    public = certs.load_public_key(platform.settings.public_key)
+    erased_subjects = set()
+    for row in provisional:
+        text = Path(row.path).read_text()
+        cert = certs.read_certificate(Path(row.path), strict=True)
+        assert certs.verify_certificate(cert, public).ok
+        assert cert["status"] == "provisional" and cert["policy"]["id"] == "test-policy"
+        erased_subjects |= set(cert["subjects"])
+        assert cert["removed_interactions"]["count"] > 0
+        assert cert["audit"]["position"] > 0
+        for subject in raw_subjects:  # subjects appear pseudonymised only
+            assert f'"{subject}"' not in text
+    assert tickets["DSAR-1001"].subject_pseudonym in erased_subjects
+
+    process_once()  # a second run: nothing new
+    assert len(_certificates(platform)) == len(VALID)
+    assert len(list(platform.settings.certificates.glob("*.json"))) == len(VALID)
+    with session_scope(platform.engine) as session:
+        assert verify_chain(session).ok
+
+    # The scheduled reference retrain upgrades every certificate to final.
+    result = retrain_reference(platform, device="cpu")
+    assert len(result.upgraded) == len(VALID)
+    assert len(_certificates(platform, "final")) == len(VALID)
+    assert len(_certificates(platform, "superseded")) == len(VALID)
+    for row in _certificates(platform, "final"):
+        cert = certs.read_certificate(Path(row.path))
+        assert cert["verification"]["mode"] == "final"
+        assert "reference" in cert["verification"]
+        assert certs.verify_certificate(cert, public).ok
+
+    # Retention: the version that still held the erased interactions leaves cache and remote.
+    apply_retention(platform)
+    with session_scope(platform.engine) as session:
+        v0 = session.exec(select(DatasetVersion).order_by(DatasetVersion.id)).first()
+        assert v0 is not None and v0.purged and v0.holds_erased_data
+    with pytest.raises(StoreError, match="not in the store"):
+        platform.store.fetch("dataset", v0.dvc_md5, tmp_path / "gone")
+
+
+CRASH_SCRIPT = """
+from tests.unlearnrec.compliance.test_workflow import process_once
+process_once()
+"""
+
+
+@pytest.mark.parametrize(
+    "point", ["after_dataset_stored", "after_model_stored", "after_certificate_written"]
+)
+def test_a_kill_mid_run_then_a_rerun_finishes_each_ticket_exactly_once(
+    point, tiny_artifacts, tmp_path, monkeypatch
+):
+    """SIGKILL between a side effect and its ledger commit, then run again: every valid ticket
+    is certified once, no half-written version or certificate is left, the ledger is sound."""
+    home = make_home(tiny_artifacts, tmp_path / "home", monkeypatch)
+    platform = _open_and_fill(home)
+    ingest_inbox(platform, now=utcnow())
+    env = {**os.environ, "UNLEARNREC_CRASH_POINT": point}
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASH_SCRIPT],
+        cwd=Path.cwd(),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == -9, proc.stderr[-2000:]  # killed at the crash point
+
+    process_once()  # the rerun, no crash
+    tickets = _tickets(platform)
+    assert {k for k, t in tickets.items() if t.status == "certified"} == VALID
+    rows = _certificates(platform)
+    assert sorted(r.ticket_ids[0] for r in rows) == sorted(tickets[k].id for k in VALID)
+    files = sorted(platform.settings.certificates.glob("*.json"))
+    assert len(files) == len(VALID)  # no stray or half-written certificate
+    assert not list(platform.settings.certificates.glob(".*"))  # no temp file
+    store = platform.store.root
+    assert not list(store.glob("*/.staging-*")) and not list(store.glob("*/.old-*"))
+    apply_retention(platform)  # also unpins store versions the ledger never recorded
+    with session_scope(platform.engine) as session:
+        datasets = list(session.exec(select(DatasetVersion)))
+        models = list(session.exec(select(ModelVersion)))
+        assert len(datasets) == 2  # bootstrap + one purge
+        assert len(models) == 2  # base + one unlearned
+        assert verify_chain(session).ok
+    recorded = {f"dataset-{d.dvc_md5.removesuffix('.dir')}" for d in datasets} | {
+        f"model-{m.dvc_md5.removesuffix('.dir')}" for m in models
+    }
+    assert set(platform.store.pinned()) == recorded
+    public = certs.load_public_key(platform.settings.public_key)
+    for f in files:
+        assert certs.verify_certificate(json.loads(f.read_text()), public).ok
