@@ -183,7 +183,8 @@ def plan_batches(platform: Platform, *, now: datetime, force: bool = False) -> l
                 .where(UnlearningRun.status != "succeeded")
                 .order_by(UnlearningRun.id)
             )
-            if r.status == "running" or r.attempt < platform.policy.on_failure.max_attempts
+            if r.status == "running"
+            or (r.status == "failed" and r.attempt < platform.policy.on_failure.max_attempts)
         ]
         taken = {t for b in batches for t in b}
         ready = [
@@ -466,7 +467,7 @@ def stage_verify(platform: Platform, run_id: int, device: str) -> None:
                 run.method, run.model_after_id = "retrain", promoted.id
             elif not report["passed"]:
                 run.verification = report
-                run.status = "failed"
+                run.status = "escalated"  # a person decides; not retried automatically
                 run.error = "verification failed: " + "; ".join(report.get("reasons", []))
                 session.add(run)
                 for t in tickets:

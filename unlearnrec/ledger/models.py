@@ -145,7 +145,9 @@ class UnlearningRun(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     batch_key: str = Field(index=True, unique=True, max_length=80)
     attempt: int = 1
-    status: str = Field(default="running", index=True, max_length=20)  # running|succeeded|failed
+    status: str = Field(
+        default="running", index=True, max_length=20
+    )  # running|succeeded|failed|escalated
     stage: str = Field(default="scheduled", max_length=30)  # last completed stage
     method: str = Field(default="unlearnrec", max_length=40)
     params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
