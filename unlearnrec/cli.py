@@ -227,7 +227,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from unlearnrec.demo import run_demo
+    from flows.demo import run_demo
 
     return run_demo(Path(args.root), fresh=args.fresh, device=args.device)
 
