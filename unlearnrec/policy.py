@@ -78,10 +78,10 @@ class OnFailure(_Strict):
 
 
 class Retention(_Strict):
-    # Earlier dataset versions still hold erased interactions: purge them from the DVC cache and
-    # remote, keeping at most this many older versions that hold no erased data.
+    # Earlier dataset versions still hold erased interactions (and models trained on them too):
+    # purge them from the DVC cache and remote once no provisional certificate needs them for
+    # its final check. ``false`` is a legal hold: they stay, and the ledger says so.
     purge_erased_versions: bool = True
-    keep_versions: int = Field(3, ge=1)
 
 
 class Policy(_Strict):

@@ -46,7 +46,7 @@ def test_minimal_policy_gets_defaults(tmp_path):
     """Only id, version and deadlines are required; the rest takes documented defaults."""
     policy = load_policy(write(tmp_path, minimal()))
     assert policy.batching.window_minutes == 60 and policy.batching.max_tickets == 100
-    assert policy.retention.keep_versions == 3
+    assert policy.retention.purge_erased_versions is True
     assert policy.params_for("erase_user") == {}
 
 

@@ -200,8 +200,8 @@ def retrain_reference(platform: Platform, *, device: str = "auto") -> ReferenceS
 
 def apply_retention(platform: Platform) -> list[str]:
     """Purge from the DVC cache and remote every dataset version that holds erased interactions
-    and every model trained on one, once no provisional certificate still needs them; keep the
-    policy's number of clean older versions. Records each purge in the ledger."""
+    and every model trained on one, once no provisional certificate or open run still needs them
+    (unless the policy holds them: ``purge_erased_versions: false``). Records each purge."""
     if not platform.policy.retention.purge_erased_versions:
         return []
     purged: list[str] = []

@@ -35,7 +35,7 @@ unlearning:
 verification:
   mode: provisional
 on_failure: {{action: {on_failure}, max_attempts: 2}}
-retention: {{purge_erased_versions: true, keep_versions: 3}}
+retention: {{purge_erased_versions: true}}
 """
 
 
