@@ -32,12 +32,26 @@ def _tickets(files, n: int, rng: np.random.Generator, prefix: str, now) -> list[
         subject = str(files.user_ids[u])
         if k % 2:
             items = files.fit[files.fit[:, 0] == u, 1][:2]
-            out.append({"external_id": f"{prefix}-{k}", "kind": "erase_interactions",
-                        "subject": subject, "items": [str(files.item_ids[i]) for i in items],
-                        "legal_basis": "GDPR-17(1)(a)", "received_at": received})
+            out.append(
+                {
+                    "external_id": f"{prefix}-{k}",
+                    "kind": "erase_interactions",
+                    "subject": subject,
+                    "items": [str(files.item_ids[i]) for i in items],
+                    "legal_basis": "GDPR-17(1)(a)",
+                    "received_at": received,
+                }
+            )
         else:
-            out.append({"external_id": f"{prefix}-{k}", "kind": "erase_user", "subject": subject,
-                        "legal_basis": "GDPR-17(1)(a)", "received_at": received})
+            out.append(
+                {
+                    "external_id": f"{prefix}-{k}",
+                    "kind": "erase_user",
+                    "subject": subject,
+                    "legal_basis": "GDPR-17(1)(a)",
+                    "received_at": received,
+                }
+            )
     return out
 
 
@@ -61,8 +75,13 @@ def _platform(home: Path):
 
     platform = Platform.open(get_settings(home=home), actor="bench")
     art = home / "artifacts"
-    bootstrap(platform, data_dir=home / "data/synthetic", splits_path=art / "prepared/splits.npz",
-              model_path=art / "base/model.pt", encoder_path=art / "encoder/encoder.pt")
+    bootstrap(
+        platform,
+        data_dir=home / "data/synthetic",
+        splits_path=art / "prepared/splits.npz",
+        model_path=art / "base/model.pt",
+        encoder_path=art / "encoder/encoder.pt",
+    )
     with session_scope(platform.engine) as session:
         files = read_dataset_version(platform, current_dataset(session))
     return platform, files
@@ -98,8 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     t1 = time.perf_counter()
     counts = validate_tickets.fn(ProcessParams(home=str(home)))
     t2 = time.perf_counter()
-    result["library"] = {"ingest_seconds": t1 - t0, "validate_seconds": t2 - t1,
-                         "tickets_per_second": args.tickets / (t2 - t0), **counts}
+    result["library"] = {
+        "ingest_seconds": t1 - t0,
+        "validate_seconds": t2 - t1,
+        "tickets_per_second": args.tickets / (t2 - t0),
+        **counts,
+    }
 
     # 2. The same through the Prefect flows (local server started before timing).
     from prefect import flow
@@ -121,9 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     validate_flow(ProcessParams(home=str(home)))
     t2 = time.perf_counter()
     lib_total = result["library"]["ingest_seconds"] + result["library"]["validate_seconds"]
-    result["prefect"] = {"ingest_seconds": t1 - t0, "validate_seconds": t2 - t1,
-                         "tickets_per_second": args.tickets / (t2 - t0),
-                         "overhead_share": max(0.0, 1 - lib_total / (t2 - t0))}
+    result["prefect"] = {
+        "ingest_seconds": t1 - t0,
+        "validate_seconds": t2 - t1,
+        "tickets_per_second": args.tickets / (t2 - t0),
+        "overhead_share": max(0.0, 1 - lib_total / (t2 - t0)),
+    }
 
     # 3. Ticket to certificate for one batch, through the flows.
     from flows.process_deletions import process_deletions
@@ -138,13 +164,16 @@ def main(argv: list[str] | None = None) -> int:
     t1 = time.perf_counter()
     run = runs[0]
     result["ticket_to_certificate"] = {
-        "seconds": t1 - t0, "certificates": len(run.certificates), "status": run.status,
+        "seconds": t1 - t0,
+        "certificates": len(run.certificates),
+        "status": run.status,
         "unlearn_seconds": run.timings.get("unlearn_seconds"),
         "encoder_refresh_seconds": run.timings.get("encoder_refresh_seconds"),
         "verification": {k: run.verification.get(k) for k in ("mode", "passed")},
     }
-    result["command"] = " ".join([Path(sys.executable).name, "-m", "flows.bench", *(argv or
-                                                                                sys.argv[1:])])
+    result["command"] = " ".join(
+        [Path(sys.executable).name, "-m", "flows.bench", *(argv or sys.argv[1:])]
+    )
     print(json.dumps(result, indent=2))
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")

@@ -327,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     from unlearnrec.cli_compliance import add_commands
 
     add_commands(sub)
+    from unlearnrec.cli_dashboard import add_commands as add_dashboard_commands
+
+    add_dashboard_commands(sub)
 
     p = sub.add_parser("demo", help="the main job: pipeline, sample tickets, flows, certificates")
     p.add_argument("--root", default=".", help="repository root")

@@ -287,12 +287,10 @@ def test_csv_without_required_header_is_refused_naming_line_1(text, missing):
 # -- known bugs (see the report that came with these tests) -------------------------------------
 
 
-
 def test_deeply_nested_json_is_refused_not_raised():
     """A small but deeply nested JSON file must be refused, not crash the inbox run."""
     result = parse_ticket_bytes(b"[" * 100_000, "deep.json", now=NOW)
     assert_refused(result, "deep.json")
-
 
 
 def test_csv_error_reason_names_the_file():
@@ -301,12 +299,10 @@ def test_csv_error_reason_names_the_file():
     assert_refused(parse_csv(text, "huge-field.csv"), "huge-field.csv")
 
 
-
 def test_non_utf8_line_is_right_after_a_bom():
     """The line of a bad byte is right even when the file starts with a UTF-8 BOM."""
     raw = b"\xef\xbb\xbfexternal_id,kind\n\n\xff\n"
     assert_refused(parse_ticket_bytes(raw, "bom.csv", now=NOW), "bom.csv:3: not UTF-8")
-
 
 
 def test_integer_zero_subject_is_kept():

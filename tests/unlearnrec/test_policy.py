@@ -209,7 +209,6 @@ def test_sha256_changes_with_the_file(tmp_path):
     assert isinstance(a, Policy)
 
 
-
 @pytest.mark.parametrize("extra", ["sha256: abc\n", "1: one\n"])
 def test_odd_top_level_keys_raise_policy_error(tmp_path, extra):
     """A ``sha256`` key or a non-string key in the file is a PolicyError like any other."""

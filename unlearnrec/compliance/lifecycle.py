@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from unlearnrec.compliance import certify
 from unlearnrec.compliance.dataset import DatasetFiles
 from unlearnrec.compliance.platform import Platform
-from unlearnrec.compliance.process import _removed, pseudonymised_hash, resolve_pairs
+from unlearnrec.compliance.process import _removed
 from unlearnrec.compliance.versions import (
     add_dataset_version,
     add_model_version,
@@ -182,15 +182,12 @@ def retrain_reference(platform: Platform, *, device: str = "auto") -> ReferenceS
                 for cert in [c for c in provisional if c.run_id == run_id]:
                     ticket = session.get(Ticket, cert.ticket_ids[0])
                     assert ticket is not None
-                    pairs = resolve_pairs(before, ticket)
                     new = certify.issue(
                         platform,
                         session,
                         run=run,
                         ticket=ticket,
                         status="final",
-                        removed_hash=pseudonymised_hash(platform, before, pairs),
-                        removed_count=len(pairs),
                         model_after=model_after,
                         supersedes=cert,
                     )

@@ -333,7 +333,10 @@ def stage_purge(platform: Platform, run_id: int, purge_check: PurgeCheck | None)
         before_v.holds_erased_data = True  # type: ignore[union-attr]
         session.add(before_v)
         for t in tickets:
+            # Recorded now, while the subject is known: certificates (also the final ones,
+            # issued after the subject is cleared) read them from the ticket.
             t.removed_interactions = len(per_ticket[t.id])
+            t.removed_hash = pseudonymised_hash(platform, before, per_ticket[t.id])
             session.add(t)
         run.dataset_after_id = version.id
         run.removed_count = len(removed)
@@ -395,6 +398,10 @@ def stage_unlearn(platform: Platform, run_id: int, device: str) -> None:
                 },
             )
         crash_point("after_model_stored")
+        from unlearnrec.bench import device_name
+        from unlearnrec.training import resolve_device
+
+        run.device = device_name(resolve_device(device))
         run.model_after_id = version.id
         run.timings = {
             **run.timings,
@@ -501,22 +508,13 @@ def stage_certify(platform: Platform, run_id: int) -> list[str]:
     """One signed certificate per ticket; the tickets become certified."""
     with session_scope(platform.engine) as session:
         run, tickets = _run_and_tickets(session, run_id)
-        before, _, _ = _removed(platform, run, session)
         model_after = session.get(ModelVersion, run.model_after_id)
         assert model_after is not None
         status = "final" if run.verification.get("mode") == "final" else "provisional"
         paths = []
         for t in tickets:
-            pairs = resolve_pairs(before, t)
             cert = certify.issue(
-                platform,
-                session,
-                run=run,
-                ticket=t,
-                status=status,
-                removed_hash=pseudonymised_hash(platform, before, pairs),
-                removed_count=len(pairs),
-                model_after=model_after,
+                platform, session, run=run, ticket=t, status=status, model_after=model_after
             )
             paths.append(cert.path)
         run.stage, run.status, run.finished_at = "certified", "succeeded", utcnow()

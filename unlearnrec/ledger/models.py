@@ -80,7 +80,8 @@ class Ticket(SQLModel, table=True):
     policy_version: int = 0
     run_id: int | None = Field(default=None, foreign_key="unlearningrun.id", index=True)
     certificate_id: int | None = Field(default=None, foreign_key="certificate.id")
-    removed_interactions: int = 0
+    removed_interactions: int = 0  # pairs this ticket erased, counted at purge time
+    removed_hash: str = Field(default="", max_length=80)  # their hash, users pseudonymised
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

@@ -132,8 +132,17 @@ def test_chain_certifies_valid_tickets_once_and_rejects_the_rest(
     assert len(result.upgraded) == len(VALID)
     assert len(_certificates(platform, "final")) == len(VALID)
     assert len(_certificates(platform, "superseded")) == len(VALID)
+    earlier = {
+        r.ticket_ids[0]: certs.read_certificate(Path(r.path))
+        for r in _certificates(platform, "superseded")
+    }
     for row in _certificates(platform, "final"):
         cert = certs.read_certificate(Path(row.path))
+        # The final certificate states the same erasure as the provisional one it supersedes.
+        assert cert["removed_interactions"] == earlier[row.ticket_ids[0]]["removed_interactions"]
+        assert cert["removed_interactions"]["count"] > 0
+        assert cert["supersedes"] == earlier[row.ticket_ids[0]]["certificate_id"]
+        assert cert["method"]["device"].startswith("cpu")
         assert cert["verification"]["mode"] == "final"
         assert "reference" in cert["verification"]
         assert certs.verify_certificate(cert, public).ok

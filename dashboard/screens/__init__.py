@@ -1,0 +1,1 @@
+"""The page scripts ``st.navigation`` runs (one per page; not meant to be imported)."""

@@ -1,0 +1,474 @@
+"""A small, realistic ledger for the dashboard's tests, its browser check and trying it out,
+built with the ledger API and the certificates module only (no ML, no torch, a second or so).
+
+What it holds, relative to ``now``:
+
+- tickets in every status: certified (3), rejected, received, validated, scheduled, unlearned,
+  verified, failed, and escalated; two open tickets are past their deadline (one of them is the
+  escalated one);
+- two runs: run 1 verified against a retrained reference (final; the reference model records
+  its retrain time, so the page can show a speed-up), run 2 provisional (unlearned figures
+  only, no retrain time: the page shows "—");
+- three dataset versions and four model versions with DVC hashes and parents;
+- three certificates signed with a fresh Ed25519 key, its public key exported: two intact and
+  one (``TAMPERED_CERTIFICATE``) whose file was altered after it was written;
+- the audit events every step writes, in one hash chain.
+
+    python -m dashboard.seed /tmp/unlearnrec-seeded      # then:
+    UNLEARNREC_HOME=/tmp/unlearnrec-seeded unlearnrec dashboard
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlmodel import Session
+
+from unlearnrec import certificates as certs
+from unlearnrec.compliance.certify import build_body, certificate_id
+from unlearnrec.ledger import (
+    Certificate,
+    DatasetVersion,
+    ModelVersion,
+    Ticket,
+    TicketIn,
+    TicketStatus,
+    UnlearningRun,
+    append_event,
+    init_db,
+    make_engine,
+    record_ticket,
+    session_scope,
+    transition,
+    utcnow,
+)
+from unlearnrec.policy import Policy, load_policy
+from unlearnrec.settings import Settings, get_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+POLICY = ROOT / "policies" / "gdpr-default.yaml"
+ACTOR = "seed"
+
+VALID_CERTIFICATE = "cert-r1-t1-final"
+TAMPERED_CERTIFICATE = "cert-r1-t2-final"
+PROVISIONAL_CERTIFICATE = "cert-r2-t3-provisional"
+
+# external id -> (kind, raw subject, items, legal basis, days since receipt, final status)
+TICKETS: dict[str, tuple[str, str | None, tuple[str, ...], str, int, str]] = {
+    "DSAR-2001": ("erase_user", "user-40411", (), "GDPR-17(1)(a)", 20, "certified"),
+    "DSAR-2002": (
+        "erase_interactions",
+        "user-40412",
+        ("i-17", "i-23"),
+        "CCPA-1798.105",
+        16,
+        "certified",
+    ),
+    "LIC-3001": ("take_down_item", None, ("i-301",), "GDPR-17(1)(d)", 9, "certified"),
+    "DSAR-2003": ("erase_user", "user-40413", (), "GDPR-17(1)(a)", 40, "escalated"),
+    "DSAR-2004": ("erase_user", "user-40414", (), "GDPR-17(1)(c)", 35, "validated"),
+    "DSAR-2005": ("erase_user", "user-40415", (), "GDPR-17(1)(a)", 1, "received"),
+    "DSAR-2006": ("erase_interactions", "user-40416", ("i-5",), "GDPR-17(1)(b)", 4, "validated"),
+    "DSAR-2007": ("erase_user", "user-40417", (), "CCPA-1798.105", 3, "scheduled"),
+    "DSAR-2008": ("erase_user", "user-40418", (), "GDPR-17(1)(a)", 3, "unlearned"),
+    "DSAR-2009": ("erase_user", "user-40419", (), "GDPR-17(1)(a)", 3, "verified"),
+    "DSAR-2010": ("erase_user", "user-40420", (), "CCPA-1798.105", 6, "failed"),
+    "DSAR-2011": ("erase_user", "user-99999", (), "GDPR-17(1)(a)", 5, "rejected"),
+}
+# Raw subject ids: personal data the dashboard must never show (the tests look for them).
+RAW_SUBJECTS = tuple(s for _, s, *_ in TICKETS.values() if s)
+OVERDUE = ("DSAR-2003", "DSAR-2004")
+ESCALATED = ("DSAR-2003",)
+
+_PATHS = {
+    "received": [],
+    "validated": ["validated"],
+    "rejected": ["rejected"],
+    "scheduled": ["validated", "scheduled"],
+    "unlearned": ["validated", "scheduled", "unlearned"],
+    "verified": ["validated", "scheduled", "unlearned", "verified"],
+    "failed": ["validated", "scheduled", "failed"],
+    "escalated": ["validated", "scheduled", "failed", "escalated"],
+    "certified": ["validated", "scheduled", "unlearned", "verified", "certified"],
+}
+_REASONS = {
+    "rejected": "the subject is not a known user of the dataset",
+    "failed": "unlearning run crashed: CUDA out of memory (retry scheduled)",
+    "escalated": "verification failed twice (MI-BF 0.92 is not above 1); needs a person",
+}
+
+# Verification figures as ``compliance.modeling.verify`` records them.
+THRESHOLDS = {
+    "mi_bf_ratio": 0.9,
+    "mi_ng_tolerance": 0.2,
+    "auc_margin": 0.05,
+    "min_utility_ratio": 0.97,
+}
+RUN1_UNLEARNED = {
+    "mi_bf": 2.0512,
+    "mi_ng": 1.1203,
+    "mia_auc": 0.4871,
+    "recall@20": 0.3412,
+    "ndcg@20": 0.2987,
+}
+RUN1_REFERENCE = {
+    "mi_bf": 2.2105,
+    "mi_ng": 1.1833,
+    "mia_auc": 0.4795,
+    "recall@20": 0.3455,
+    "ndcg@20": 0.3010,
+}
+RUN2_UNLEARNED = {
+    "mi_bf": 1.7342,
+    "mi_ng": 1.0519,
+    "mia_auc": 0.5120,
+    "recall@20": 0.3398,
+    "ndcg@20": 0.2971,
+}
+RUN1_UNLEARN_SECONDS, RUN1_RETRAIN_SECONDS = 0.82, 72.4  # speed-up 88.3x
+RUN2_UNLEARN_SECONDS = 0.91
+
+
+@dataclass(frozen=True)
+class SeededLedger:
+    home: Path
+    settings: Settings
+    db_url: str
+    public_key: Path
+    certificates: dict[str, Path]  # certificate id -> file
+    now: datetime
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that point the dashboard (``Settings``) at this ledger."""
+        return {"UNLEARNREC_HOME": str(self.home), "UNLEARNREC_DB_URL": self.db_url}
+
+
+def _md5(*parts: object) -> str:
+    return hashlib.md5(repr(parts).encode(), usedforsecurity=False).hexdigest()
+
+
+def _sha(*parts: object) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+def _dataset(session: Session, n: int, interactions: int, parent: int | None, run: int | None):
+    ds = DatasetVersion(
+        dvc_md5=f"{_md5('dataset', n)}.dir",
+        content_hash=_sha("dataset", n),
+        path=f"versions/dataset-{_md5('dataset', n)}.dvc",
+        parent_id=parent,
+        run_id=run,
+        num_users=3000,
+        num_items=2000,
+        num_interactions=interactions,
+        holds_erased_data=n < 3,
+    )
+    session.add(ds)
+    session.flush()
+    append_event(
+        session,
+        actor=ACTOR,
+        action="dataset.version",
+        entity="dataset",
+        entity_id=ds.id,
+        data={"dvc_md5": ds.dvc_md5, "parent_id": parent, "interactions": interactions},
+    )
+    return ds
+
+
+def _model(
+    session: Session,
+    n: int,
+    kind: str,
+    ds: int,
+    parent: int | None,
+    run: int | None,
+    metrics: dict | None = None,
+):
+    m = ModelVersion(
+        kind=kind,
+        sha256=_sha("model", n),
+        dvc_md5=f"{_md5('model', n)}.dir",
+        path=f"versions/model-{_md5('model', n)}.dvc",
+        dataset_version_id=ds,
+        parent_id=parent,
+        run_id=run,
+        metrics=metrics or {},
+    )
+    session.add(m)
+    session.flush()
+    append_event(
+        session,
+        actor=ACTOR,
+        action="model.version",
+        entity="model",
+        entity_id=m.id,
+        data={"kind": kind, "sha256": m.sha256, "dvc_md5": m.dvc_md5, "dataset_version_id": ds},
+    )
+    return m
+
+
+def _walk(session: Session, ticket: Ticket, statuses: list[str], run_id: int | None) -> None:
+    for status in statuses:
+        if status == TicketStatus.SCHEDULED:
+            ticket.run_id = run_id
+        transition(session, ticket, status, actor=ACTOR, reason=_REASONS.get(status))
+
+
+def _issue(
+    session: Session,
+    key,
+    settings: Settings,
+    run: UnlearningRun,
+    ticket: Ticket,
+    status: str,
+    model_after: ModelVersion,
+) -> Certificate:
+    """Sign, write and record a certificate the way ``compliance.certify.issue`` does."""
+    cid = certificate_id(run, ticket, status)
+    ev = append_event(
+        session,
+        actor=ACTOR,
+        action="certificate.issued",
+        entity="ticket",
+        entity_id=ticket.id,
+        data={"certificate_id": cid, "run_id": run.id, "status": status},
+    )
+    count = max(1, len(ticket.items)) * 12
+    removed_hash = _sha("removed", ticket.external_id)
+    body = build_body(
+        None,  # build_body does not use the platform
+        session,
+        run=run,
+        ticket=ticket,
+        status=status,
+        removed_hash=removed_hash,
+        removed_count=count,
+        model_after=model_after,
+        audit_position=ev.position,
+        audit_hash=ev.hash,
+    )
+    signed = certs.sign_certificate(body, key)
+    path = settings.certificates / f"{cid}.json"
+    sha = certs.write_certificate(path, signed)
+    row = Certificate(
+        certificate_id=cid,
+        run_id=int(run.id),
+        ticket_ids=[int(ticket.id)],
+        path=str(path),
+        sha256=sha,
+        digest=certs.certificate_digest(signed),
+        key_id=signed["signature"]["key_id"],
+        status=status,
+        audit_position=ev.position,
+    )
+    session.add(row)
+    session.flush()
+    ticket.certificate_id = row.id
+    ticket.removed_interactions = count
+    session.add(ticket)
+    return row
+
+
+def tamper(path: Path) -> None:
+    """Change a certificate's content after signing (the removed count), keeping it canonical
+    JSON, as someone editing the file by hand would: the signature and the sha256 then fail."""
+    doc = certs.read_certificate(path)
+    doc["removed_interactions"]["count"] += 1
+    path.write_bytes(certs.canonical_json(doc) + b"\n")
+
+
+def seed_ledger(
+    home: Path,
+    *,
+    db_url: str | None = None,
+    now: datetime | None = None,
+    policy: Policy | None = None,
+) -> SeededLedger:
+    """Build the seeded ledger under ``home`` (``var/ledger.sqlite``, ``var/certificates/``,
+    ``secrets/``), or in the empty database ``db_url`` (certificates and keys still under
+    ``home``). The ledger must not exist yet."""
+    home = Path(home).resolve()
+    now = now or utcnow()
+    settings = get_settings(home=home, db_url=db_url, var_dir=None, secrets_dir=None)
+    db = settings.var / "ledger.sqlite"
+    if db_url is None and db.exists():
+        raise FileExistsError(f"{db} exists: seed an empty folder")
+    policy = policy or load_policy(POLICY)
+    engine = make_engine(settings.database_url)
+    init_db(engine)
+    secret = certs.load_or_create_secret(settings.pseudonym_secret)
+    key = certs.load_or_create_signing_key(settings.signing_key)
+    certs.export_public_key(key, settings.public_key)
+
+    with session_scope(engine) as session:
+        ds1 = _dataset(session, 1, 87_502, None, None)
+        base = _model(session, 1, "base", int(ds1.id), None, None)
+        tickets: dict[str, Ticket] = {}
+        for ext, (kind, subject, items, basis, age, _) in TICKETS.items():
+            ticket, _ = record_ticket(
+                session,
+                TicketIn(
+                    external_id=ext,
+                    kind=kind,
+                    subject=subject,
+                    items=items,
+                    legal_basis=basis,
+                    received_at=(now - timedelta(days=age)).replace(microsecond=0),
+                    source="dsar-export.json#" + ext.split("-")[1],
+                ),
+                policy=policy,
+                pseudonymise=lambda s: certs.pseudonymise(s, secret),
+                actor=ACTOR,
+            )
+            tickets[ext] = ticket
+
+        def run_row(n: int, members: list[str], **fields) -> UnlearningRun:
+            ids = sorted(int(tickets[e].id) for e in members)
+            run = UnlearningRun(
+                batch_key=_sha("batch", ids),
+                status="succeeded",
+                stage="certified",
+                method="unlearnrec",
+                params={"finetune_epochs": 2},
+                device="cpu",
+                policy_id=policy.id,
+                policy_version=policy.version,
+                policy_sha256=policy.sha256,
+                ticket_ids=ids,
+                removed_hash=_sha("batch-removed", n),
+                removed_count=sum(12 * max(1, len(tickets[e].items)) for e in members),
+                started_at=now - timedelta(days=8 - 4 * n, minutes=5),
+                finished_at=now - timedelta(days=8 - 4 * n),
+                **fields,
+            )
+            session.add(run)
+            session.flush()
+            append_event(
+                session,
+                actor=ACTOR,
+                action="run.started",
+                entity="run",
+                entity_id=run.id,
+                data={"tickets": ids, "method": run.method},
+            )
+            for e in members:
+                _walk(session, tickets[e], _PATHS["verified"], run.id)
+            return run
+
+        # Run 1: DSAR-2001 and DSAR-2002, verified against a full retrain (final).
+        ds2 = _dataset(session, 2, 87_478, int(ds1.id), None)
+        run1 = run_row(1, ["DSAR-2001", "DSAR-2002"], dataset_before_id=ds1.id)
+        ds2.run_id = run1.id
+        m2 = _model(
+            session,
+            2,
+            "unlearned",
+            int(ds2.id),
+            base.id,
+            run1.id,
+            {"unlearn_seconds": RUN1_UNLEARN_SECONDS},
+        )
+        ref = _model(
+            session, 3, "reference", int(ds2.id), m2.id, None, {"seconds": RUN1_RETRAIN_SECONDS}
+        )
+        run1.dataset_after_id, run1.model_before_id, run1.model_after_id = ds2.id, base.id, m2.id
+        run1.reference_model_id = ref.id
+        run1.verification = {
+            "removed_training_edges": 24,
+            "thresholds": THRESHOLDS,
+            "mode": "final",
+            "unlearned": RUN1_UNLEARNED,
+            "reference": RUN1_REFERENCE,
+            "passed": True,
+            "reasons": [],
+            "reference_model_sha256": ref.sha256,
+        }
+        run1.timings = {"unlearn_seconds": RUN1_UNLEARN_SECONDS, "encoder_refresh_seconds": 25.6}
+        session.add(run1)
+        append_event(
+            session,
+            actor=ACTOR,
+            action="run.verified",
+            entity="run",
+            entity_id=run1.id,
+            data={"mode": "final", "passed": True},
+        )
+        for e in ("DSAR-2001", "DSAR-2002"):
+            _issue(session, key, settings, run1, tickets[e], "final", m2)
+            transition(session, tickets[e], TicketStatus.CERTIFIED, actor=ACTOR)
+
+        # Run 2: LIC-3001, provisional (no reference yet, so no retrain time).
+        ds3 = _dataset(session, 3, 87_466, int(ds2.id), None)
+        run2 = run_row(2, ["LIC-3001"], dataset_before_id=ds2.id)
+        ds3.run_id = run2.id
+        m4 = _model(
+            session,
+            4,
+            "unlearned",
+            int(ds3.id),
+            m2.id,
+            run2.id,
+            {"unlearn_seconds": RUN2_UNLEARN_SECONDS},
+        )
+        run2.dataset_after_id, run2.model_before_id, run2.model_after_id = ds3.id, m2.id, m4.id
+        run2.verification = {
+            "removed_training_edges": 12,
+            "thresholds": THRESHOLDS,
+            "mode": "provisional",
+            "unlearned": RUN2_UNLEARNED,
+            "passed": True,
+            "reasons": [],
+        }
+        run2.timings = {"unlearn_seconds": RUN2_UNLEARN_SECONDS}
+        session.add(run2)
+        append_event(
+            session,
+            actor=ACTOR,
+            action="run.verified",
+            entity="run",
+            entity_id=run2.id,
+            data={"mode": "provisional", "passed": True},
+        )
+        _issue(session, key, settings, run2, tickets["LIC-3001"], "provisional", m4)
+        transition(session, tickets["LIC-3001"], TicketStatus.CERTIFIED, actor=ACTOR)
+
+        # The open tickets, each walked to its status.
+        for ext, (*_, final) in TICKETS.items():
+            if final != TicketStatus.CERTIFIED:
+                _walk(session, tickets[ext], _PATHS[final], None)
+
+    engine.dispose()
+    files = {p.stem: p for p in settings.certificates.glob("cert-*.json")}
+    tamper(files[TAMPERED_CERTIFICATE])
+    return SeededLedger(
+        home=home,
+        settings=settings,
+        db_url=settings.database_url,
+        public_key=settings.public_key,
+        certificates=files,
+        now=now,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m dashboard.seed",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("home", help="an empty folder: the seeded project root")
+    args = parser.parse_args(argv)
+    seeded = seed_ledger(Path(args.home))
+    print(f"seeded ledger: {seeded.db_url}")
+    print(f"run: UNLEARNREC_HOME={seeded.home} unlearnrec dashboard")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
