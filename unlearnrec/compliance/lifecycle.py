@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from unlearnrec.compliance import certify
 from unlearnrec.compliance.dataset import DatasetFiles
 from unlearnrec.compliance.platform import Platform
-from unlearnrec.compliance.process import _removed
+from unlearnrec.compliance.process import promote_retrain, removed_pairs
 from unlearnrec.compliance.versions import (
     add_dataset_version,
     add_model_version,
@@ -97,7 +97,7 @@ def retrain_reference(platform: Platform, *, device: str = "auto") -> ReferenceS
     """Retrain from scratch on the current dataset (the reference verification compares against
     and the fallback when it fails), then upgrade every provisional certificate: the production
     model must forget each run's interactions as this reference does."""
-    from unlearnrec.compliance.modeling import attach_encoder, retrain_model, verify
+    from unlearnrec.compliance.modeling import retrain_model, verify
 
     summary = ReferenceSummary()
     thresholds = platform.policy.verification.thresholds.model_dump()
@@ -130,7 +130,7 @@ def retrain_reference(platform: Platform, *, device: str = "auto") -> ReferenceS
             for run_id in runs:
                 run = session.get(UnlearningRun, run_id)
                 assert run is not None
-                before, _, removed = _removed(platform, run, session)
+                before, _, removed = removed_pairs(platform, run, session)
                 m_before = session.get(ModelVersion, run.model_before_id)
                 with checkout(platform, "model", m_before.dvc_md5) as f_before:  # type: ignore[union-attr]
                     # The production model now (it descends from the run's) vs the reference,
@@ -159,22 +159,17 @@ def retrain_reference(platform: Platform, *, device: str = "auto") -> ReferenceS
                             data={"reasons": report.get("reasons", [])},
                         )
                         continue
-                    attach_encoder(ref_folder, files, run.params, device=device)
-                    promoted = add_model_version(
+                    promoted, report = promote_retrain(
                         platform,
                         session,
                         ref_folder,
-                        kind="retrain",
+                        files,
+                        run,
+                        report,
                         dataset_version_id=int(ds.id),  # type: ignore[arg-type]
-                        parent_id=prod.id,
-                        run_id=run_id,
+                        parent_id=int(prod.id),  # type: ignore[arg-type]
+                        device=device,
                     )
-                    report = {
-                        **report,
-                        "fallback": "retrain",
-                        "passed": True,
-                        "failed_unlearning": report.get("reasons", []),
-                    }
                 run.verification = report
                 run.reference_model_id = ref.id
                 session.add(run)

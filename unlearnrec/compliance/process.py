@@ -353,7 +353,11 @@ def stage_purge(platform: Platform, run_id: int, purge_check: PurgeCheck | None)
         )
 
 
-def _removed(platform: Platform, run: UnlearningRun, session: Session):
+def removed_pairs(
+    platform: Platform, run: UnlearningRun, session: Session
+) -> tuple[DatasetFiles, DatasetFiles, np.ndarray]:
+    """A run's dataset before and after its purge, and the pairs the purge removed (E, 2): kept
+    nowhere else, so nothing but the two versions holds the erased pairs."""
     before = read_dataset_version(platform, session.get(DatasetVersion, run.dataset_before_id))  # type: ignore[arg-type]
     after = read_dataset_version(platform, session.get(DatasetVersion, run.dataset_after_id))  # type: ignore[arg-type]
     from unlearnrec.data.dataset import remove_edges
@@ -368,7 +372,7 @@ def stage_unlearn(platform: Platform, run_id: int, device: str) -> None:
 
     with session_scope(platform.engine) as session:
         run, tickets = _run_and_tickets(session, run_id)
-        before, after, removed = _removed(platform, run, session)
+        before, after, removed = removed_pairs(platform, run, session)
         model_before = session.get(ModelVersion, run.model_before_id)
         assert model_before is not None
         with (
@@ -417,12 +421,12 @@ def stage_verify(platform: Platform, run_id: int, device: str) -> None:
     """Measure forgetting. Provisional policies certify on the MI figures now (the scheduled
     reference retrain upgrades them); final policies retrain the reference first. On failure,
     the policy's fallback: promote a full retrain (``retrain``) or escalate."""
-    from unlearnrec.compliance.modeling import attach_encoder, retrain_model, verify
+    from unlearnrec.compliance.modeling import retrain_model, verify
 
     thresholds = platform.policy.verification.thresholds.model_dump()
     with session_scope(platform.engine) as session:
         run, tickets = _run_and_tickets(session, run_id)
-        before, after, removed = _removed(platform, run, session)
+        before, after, removed = removed_pairs(platform, run, session)
         m_before = session.get(ModelVersion, run.model_before_id)
         m_after = session.get(ModelVersion, run.model_after_id)
         assert m_before is not None and m_after is not None
@@ -453,24 +457,17 @@ def stage_verify(platform: Platform, run_id: int, device: str) -> None:
                         after, f_before, Path(tmp) / "ref", device=device
                     )
                     run.timings = {**run.timings, "fallback_retrain_seconds": secs}
-                attach_encoder(ref_folder, after, run.params, device=device)
-                promoted = add_model_version(
+                promoted, report = promote_retrain(
                     platform,
                     session,
                     ref_folder,
-                    kind="retrain",
+                    after,
+                    run,
+                    report,
                     dataset_version_id=int(run.dataset_after_id),  # type: ignore[arg-type]
-                    parent_id=m_before.id,
-                    run_id=run.id,
+                    parent_id=int(m_before.id),  # type: ignore[arg-type]
+                    device=device,
                 )
-                report = {
-                    **report,
-                    "fallback": "retrain",
-                    "failed_unlearning": report.get("reasons", []),
-                    "passed": True,
-                    "mode": "final",
-                    "reasons": ["promoted a full retrain"],
-                }
                 run.method, run.model_after_id = "retrain", promoted.id
             elif not report["passed"]:
                 run.verification = report
@@ -502,6 +499,43 @@ def stage_verify(platform: Platform, run_id: int, device: str) -> None:
             entity_id=run.id,
             data={"mode": report["mode"], "passed": report["passed"]},
         )
+
+
+def promote_retrain(
+    platform: Platform,
+    session: Session,
+    folder: Path,
+    files: DatasetFiles,
+    run: UnlearningRun,
+    report: dict[str, Any],
+    *,
+    dataset_version_id: int,
+    parent_id: int,
+    device: str,
+) -> tuple[ModelVersion, dict[str, Any]]:
+    """The fallback when unlearning fails verification: the retrained model (which never saw the
+    erased data) becomes the production model, with an encoder of its own. Returns it and the
+    report saying what unlearning missed."""
+    from unlearnrec.compliance.modeling import attach_encoder
+
+    attach_encoder(folder, files, run.params, device=device)
+    promoted = add_model_version(
+        platform,
+        session,
+        folder,
+        kind="retrain",
+        dataset_version_id=dataset_version_id,
+        parent_id=parent_id,
+        run_id=run.id,
+    )
+    return promoted, {
+        **report,
+        "fallback": "retrain",
+        "passed": True,
+        "mode": "final",
+        "failed_unlearning": report.get("reasons", []),
+        "reasons": ["promoted a full retrain"],
+    }
 
 
 def stage_certify(platform: Platform, run_id: int) -> list[str]:
