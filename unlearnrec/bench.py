@@ -50,54 +50,77 @@ def _reset_peak(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def run_bench(
+@dataclass
+class _Prepared:
+    """One base model with every method prepared on it (the encoder pre-trained once)."""
+
+    model: Any
+    graph: Any
+    state: ModelState
+    base_result: Any
+    base_util: dict[str, float]
+    base_peak: float | None
+    methods: dict[str, tuple[Any, float, float | None]]  # name -> (method, prep s, prep peak)
+    seconds: float  # wall time of base training + preparation
+
+
+def _prepare(
     splits: Splits,
+    fit: np.ndarray,
     settings: BenchSettings,
     device: torch.device,
-    *,
-    log: Callable[[str], None] = lambda _: None,
-    on_epoch: EpochCallback | None = None,
-) -> dict[str, Any]:
-    """Train the base, build the request, run each method, measure forgetting; a JSON-ready dict."""
-    for name in settings.methods:
-        if name not in METHODS:
-            raise ValueError(f"unknown method {name!r}; choose from {sorted(METHODS)}")
-    k = settings.train.topk[0]
-    fit = splits.fit
-    kind = settings.request.partition(":")[0]
-    _reset_peak(device)
+    log: Callable[[str], None],
+    on_epoch: EpochCallback | None,
+) -> _Prepared:
     started = time.perf_counter()
-    if kind == "noise":
-        log("training a clean model to find least-related pairs")
-        clean, clean_graph, _ = train_base(splits, fit, settings.model, settings.train, device)
-        known = np.concatenate([fit, splits.valid, splits.test])
-        request = build_request(settings.request, fit, settings.seed, (clean, clean_graph), known)
-        fit = np.concatenate([fit, request.edges])
-        del clean, clean_graph
-    else:
-        request = build_request(settings.request, fit, settings.seed)
-    log(f"request {request.kind}: {request.num_edges} edges; training the base model")
+    log(f"training the base model on {len(fit)} edges")
     base, graph, base_result = train_base(
         splits, fit, settings.model, settings.train, device, on_epoch=on_epoch
     )
+    base_peak = _peak_mb(device)
     exclude_base = np.concatenate([graph.edges_numpy(), splits.valid])
     users, items = base.final_embeddings(graph)
     base_util = evaluate_ranking(users, items, splits.test, exclude_base, settings.train.topk)
     state = ModelState(base, graph, splits.valid, settings.train)
-    known = np.concatenate([graph.edges_numpy(), splits.valid, splits.test])
-    probe = ForgettingProbe.build(
-        base, graph, request.edges, splits.test, known, settings.forgetting
-    )
-    results: dict[str, dict[str, Any]] = {}
-    measured: dict[str, ModelForgetting] = {}
+    methods: dict[str, tuple[Any, float, float | None]] = {}
     for name in settings.methods:
         method = METHODS[name](settings.method_params.get(name, {}))
         _reset_peak(device)
         prep = method.prepare(state)
-        prep_peak = _peak_mb(device)
+        methods[name] = (method, prep, _peak_mb(device))
+    return _Prepared(
+        base,
+        graph,
+        state,
+        base_result,
+        base_util,
+        base_peak,
+        methods,
+        time.perf_counter() - started,
+    )
+
+
+def _measure(
+    prepared: _Prepared,
+    request: Any,
+    splits: Splits,
+    settings: BenchSettings,
+    device: torch.device,
+    log: Callable[[str], None],
+) -> dict[str, dict[str, Any]]:
+    """Run every prepared method on ``request`` and measure forgetting against retrain."""
+    k = settings.train.topk[0]
+    graph = prepared.graph
+    known = np.concatenate([graph.edges_numpy(), splits.valid, splits.test])
+    probe = ForgettingProbe.build(
+        prepared.model, graph, request.edges, splits.test, known, settings.forgetting
+    )
+    results: dict[str, dict[str, Any]] = {}
+    measured: dict[str, ModelForgetting] = {}
+    for name, (method, prep, prep_peak) in prepared.methods.items():
         _reset_peak(device)
-        log(f"{name}: unlearning")
-        outcome = method.unlearn(state, request)
+        log(f"{name}: unlearning {request.num_edges} edges")
+        outcome = method.unlearn(prepared.state, request)
         peak = _peak_mb(device)
         exclude = np.concatenate([outcome.graph.edges_numpy(), splits.valid])
         m = probe.measure(outcome.model, outcome.graph, splits.test, exclude, settings.forgetting)
@@ -129,18 +152,100 @@ def run_bench(
             row["speedup"] = results["retrain"]["seconds"] / max(row["seconds"], 1e-9)
             row["over_unlearning"], row["under_unlearning"] = over, under
             row["flags"] = reasons
+    return results
+
+
+def run_bench(
+    splits: Splits,
+    settings: BenchSettings,
+    device: torch.device,
+    *,
+    log: Callable[[str], None] = lambda _: None,
+    on_epoch: EpochCallback | None = None,
+) -> dict[str, Any]:
+    """Train the base, build the request, run each method, measure forgetting; a JSON-ready dict."""
+    return run_benches(splits, settings, [settings.request], device, log=log, on_epoch=on_epoch)[0]
+
+
+def run_benches(
+    splits: Splits,
+    settings: BenchSettings,
+    requests: list[str],
+    device: torch.device,
+    *,
+    log: Callable[[str], None] = lambda _: None,
+    on_epoch: EpochCallback | None = None,
+) -> list[dict[str, Any]]:
+    """One bench result per request spec, in order.
+
+    Requests other than ``noise`` share one base model and one preparation of each method (the
+    encoder is pre-trained once per base model, as in production); a ``noise`` request trains
+    its own base on the graph augmented with the injected edges.
+    """
+    if not requests:
+        raise ValueError("no request to bench")
+    for name in settings.methods:
+        if name not in METHODS:
+            raise ValueError(f"unknown method {name!r}; choose from {sorted(METHODS)}")
+    shared: _Prepared | None = None
+    out: list[dict[str, Any]] = []
+    for spec in requests:
+        started = time.perf_counter()
+        _reset_peak(device)
+        if spec.partition(":")[0] == "noise":
+            log("training a clean model to find least-related pairs")
+            clean, clean_graph, _ = train_base(
+                splits, splits.fit, settings.model, settings.train, device
+            )
+            known = np.concatenate([splits.fit, splits.valid, splits.test])
+            request = build_request(spec, splits.fit, settings.seed, (clean, clean_graph), known)
+            del clean, clean_graph
+            fit = np.concatenate([splits.fit, request.edges])
+            prepared = _prepare(splits, fit, settings, device, log, on_epoch)
+            setup_seconds = time.perf_counter() - started
+        else:
+            request = build_request(spec, splits.fit, settings.seed)
+            reused = shared is not None
+            if shared is None:
+                shared = _prepare(splits, splits.fit, settings, device, log, on_epoch)
+            prepared = shared
+            setup_seconds = 0.0 if reused else time.perf_counter() - started
+        log(f"request {spec}: {request.kind}, {request.num_edges} edges")
+        run_started = time.perf_counter()
+        results = _measure(prepared, request, splits, settings, device, log)
+        out.append(
+            _result(splits, settings, spec, request, prepared, results, device)
+            | {
+                "wall_seconds": setup_seconds + time.perf_counter() - run_started,
+                "shared_base": spec.partition(":")[0] != "noise" and len(requests) > 1,
+            }
+        )
+    return out
+
+
+def _result(
+    splits: Splits,
+    settings: BenchSettings,
+    spec: str,
+    request: Any,
+    prepared: _Prepared,
+    results: dict[str, dict[str, Any]],
+    device: torch.device,
+) -> dict[str, Any]:
+    k = settings.train.topk[0]
+    base_result = prepared.base_result
     return {
         "dataset": splits.name,
         "device": device_name(device),
         "torch": torch.__version__,
-        "request": {"spec": settings.request, **request.describe()},
+        "request": {"spec": spec, **request.describe()},
         "base": {
-            f"recall@{k}": base_util[f"recall@{k}"],
-            f"ndcg@{k}": base_util[f"ndcg@{k}"],
+            f"recall@{k}": prepared.base_util[f"recall@{k}"],
+            f"ndcg@{k}": prepared.base_util[f"ndcg@{k}"],
             "seconds": base_result.seconds_to_best,
             "total_seconds": base_result.seconds,
             "best_epoch": base_result.best_epoch,
-            "peak_gpu_mb": _peak_mb(device),
+            "peak_gpu_mb": prepared.base_peak,
         },
         "config": {
             "model": to_dict(settings.model),
@@ -149,7 +254,6 @@ def run_bench(
             "forgetting": to_dict(settings.forgetting),
         },
         "methods": results,
-        "wall_seconds": time.perf_counter() - started,
     }
 
 

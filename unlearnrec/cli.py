@@ -200,12 +200,25 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     return 0
 
 
+def _json_path(template: str, spec: str, several: bool) -> str:
+    """Where one request's result goes: ``{request}`` in the path becomes e.g. ``users-60``."""
+    if "{request}" not in template:
+        if several:
+            raise SystemExit("several --request need {request} in --json, e.g. out-{request}.json")
+        return template
+    return template.replace("{request}", spec.replace(":", "-"))
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
-    from unlearnrec.bench import format_table, run_bench, settings_from_params
+    from unlearnrec.bench import format_table, run_benches, settings_from_params
     from unlearnrec.data import read_dataset
     from unlearnrec.experiment import make_splits
     from unlearnrec.pipeline import write_json
 
+    requests = args.request or ["random:0.01"]
+    several = len(requests) > 1
+    if args.json:
+        _json_path(args.json, requests[0], several)  # fail before hours of training, not after
     params, _ = _params(args.params, args.set)
     data = read_dataset(
         args.data,
@@ -215,14 +228,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     )
     splits = make_splits(data, params.data.valid_fraction, params.data.seed)
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    settings = settings_from_params(params, args.request, methods, seed=args.seed)
+    settings = settings_from_params(params, requests[0], methods, seed=args.seed)
     on_epoch, bar = _progress("base model", params.train.max_epochs)
     with bar:
-        result = run_bench(splits, settings, _device(args.device), log=_log, on_epoch=on_epoch)
-    result["command"] = " ".join(["unlearnrec", *sys.argv[1:]])
-    print(format_table(result))
-    if args.json:
-        write_json(args.json, result)
+        results = run_benches(
+            splits, settings, requests, _device(args.device), log=_log, on_epoch=on_epoch
+        )
+    command = " ".join(["unlearnrec", *sys.argv[1:]])
+    for spec, result in zip(requests, results, strict=True):
+        result["command"] = command
+        print(format_table(result))
+        if args.json:
+            write_json(_json_path(args.json, spec, several), result)
     return 0
 
 
@@ -316,12 +333,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="LightGCN folder or MovieLens ratings file")
     p.add_argument(
         "--request",
-        default="random:0.01",
-        help="random:FRACTION, users:COUNT, items:COUNT or noise:FRACTION",
+        action="append",
+        default=None,
+        help="random:FRACTION, users:COUNT, items:COUNT or noise:FRACTION (default "
+        "random:0.01); repeat it to bench several requests on one base model and encoder",
     )
     p.add_argument("--methods", default="retrain,unlearnrec", help="comma-separated")
     p.add_argument("--seed", type=int, default=0, help="seed of the request")
-    p.add_argument("--json", default=None, help="write the result as JSON here")
+    p.add_argument(
+        "--json",
+        default=None,
+        help="write the result as JSON here; {request} in the path becomes the request "
+        "(required with several --request)",
+    )
     p.set_defaults(func=cmd_bench)
 
     from unlearnrec.cli_compliance import add_commands

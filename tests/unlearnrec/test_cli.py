@@ -98,3 +98,30 @@ def test_bad_request_spec_and_missing_data_are_clear_errors(tmp_path, capsys):
         == 2
     )
     assert "FRACTION must be in (0, 1)" in capsys.readouterr().err
+
+
+def test_several_requests_share_one_base_and_one_encoder(tmp_path, monkeypatch):
+    """Non-noise requests reuse the base model and the pre-trained encoder; one JSON each."""
+    import unlearnrec.bench as bench
+
+    calls = []
+    real = bench.train_base
+    monkeypatch.setattr(bench, "train_base", lambda *a, **k: calls.append(1) or real(*a, **k))
+    data = generate_synthetic(num_users=120, num_items=90, num_groups=3, mean_interactions=12)
+    write_lightgcn(data, tmp_path / "tiny")
+    (tmp_path / "params.yaml").write_text("train:\n  max_epochs: 5\n  batch_size: 1024\n")
+    common = ["bench", "--data", str(tmp_path / "tiny"), "--methods", "unlearnrec"]
+    common += ["--device", "cpu", "--params", str(tmp_path / "params.yaml")]
+    common += ["--set", "unlearnrec.pretrain_requests=2", "--set", "model.embedding_dim=8"]
+    two = ["--request", "random:0.02", "--request", "users:3"]
+    with pytest.raises(SystemExit, match=r"\{request\}"):
+        main([*common, *two, "--json", str(tmp_path / "one.json")])
+    assert calls == []  # refused before any training
+    assert main([*common, *two, "--json", str(tmp_path / "b-{request}.json")]) == 0
+    assert len(calls) == 1
+    first = json.loads((tmp_path / "b-random-0.02.json").read_text())
+    second = json.loads((tmp_path / "b-users-3.json").read_text())
+    assert (first["request"]["kind"], second["request"]["kind"]) == ("random", "users")
+    assert first["base"] == second["base"] and first["shared_base"] and second["shared_base"]
+    pre = [r["methods"]["unlearnrec"]["pretrain_seconds"] for r in (first, second)]
+    assert pre[0] == pre[1] > 0
