@@ -28,7 +28,10 @@ class ModelConfig:
     name: str = "lightgcn"  # lightgcn | sgl | simgcl | mf
     embedding_dim: int = 64
     num_layers: int = 3  # propagation layers (ignored by mf)
-    init_std: float = 0.1  # layer-0 embeddings ~ N(0, init_std^2), as in LightGCN
+    # layer-0 embeddings ~ N(0, init_std^2); None: the backbone's own default (0.1 as in
+    # LightGCN for lightgcn/sgl/mf; 0.01 for simgcl, whose uniform-noise views drown the
+    # collaborative signal when the rows start large: docs/benchmarks.md, 'Other backbones')
+    init_std: float | None = None
     ssl_weight: float = 0.1  # weight of the SGL / SimGCL contrastive term
     ssl_temperature: float = 0.2  # InfoNCE temperature of that term
     sgl_edge_drop: float = 0.1  # SGL-ED: share of edges dropped in each view

@@ -48,3 +48,14 @@ def test_the_model_owns_embeddings_only_and_takes_the_graph_per_call(tiny_splits
 def test_unknown_model_name_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown model"):
         build_model(3, 3, ModelConfig(name="gcn-xl"))
+
+
+def test_initial_scale_is_the_backbones_unless_configured():
+    """SimGCL starts from N(0, 0.01^2) (its noise views drown larger rows); others N(0, 0.1^2)."""
+    torch.manual_seed(0)
+    for name, std in (("lightgcn", 0.1), ("sgl", 0.1), ("mf", 0.1), ("simgcl", 0.01)):
+        model = build_model(300, 200, ModelConfig(name=name, embedding_dim=32))
+        assert model.init_std == std
+        assert model.embedding.std().item() == pytest.approx(std, rel=0.05)
+    pinned = build_model(300, 200, ModelConfig(name="simgcl", embedding_dim=32, init_std=0.1))
+    assert pinned.embedding.std().item() == pytest.approx(0.1, rel=0.05)

@@ -28,6 +28,7 @@ class GraphRecommender(nn.Module):
     """Base class: embeddings + propagation + the backbone's self-supervised term."""
 
     name: ClassVar[str] = "base"
+    default_init_std: ClassVar[float] = 0.1  # N(0, 0.1^2), as in LightGCN's reference code
 
     def __init__(self, num_users: int, num_items: int, config: ModelConfig):
         super().__init__()
@@ -36,8 +37,14 @@ class GraphRecommender(nn.Module):
         self.config = config
         # (N, d) layer-0 embeddings E0: users first, then items.
         self.embedding = nn.Parameter(
-            torch.randn(num_users + num_items, config.embedding_dim) * config.init_std
+            torch.randn(num_users + num_items, config.embedding_dim) * self.init_std
         )
+
+    @property
+    def init_std(self) -> float:
+        """Standard deviation of the initial layer-0 rows (config value or backbone default)."""
+        std = self.config.init_std
+        return self.default_init_std if std is None else std
 
     @property
     def num_nodes(self) -> int:

@@ -11,6 +11,9 @@ from unlearnrec.models.base import GraphRecommender, info_nce
 
 class SimGCL(GraphRecommender):
     name = "simgcl"
+    # At N(0, 0.1^2) the per-layer noise (norm simgcl_eps) and the InfoNCE term lock training
+    # at the first epochs on ML-100K (valid Recall@20 0.07 vs 0.28 at 0.01, same 20 epochs).
+    default_init_std = 0.01
 
     def _propagate(
         self, graph: Graph, e0: torch.Tensor, generator: torch.Generator | None

@@ -412,8 +412,7 @@ def unlearn_request(
             n_iso = int(isolated.sum())
             if n_iso:
                 e0[isolated] = (
-                    torch.randn(n_iso, e0.shape[1], generator=gen, device=device)
-                    * model.config.init_std
+                    torch.randn(n_iso, e0.shape[1], generator=gen, device=device) * model.init_std
                 )
                 mask = mask * (~isolated).float().unsqueeze(1)
         encode_seconds = clock.elapsed()

@@ -97,7 +97,7 @@ def test_user_level_request_resets_the_erased_users(prepared, tiny_splits):
     # No correlation left with the old rows: fresh draws from the initial distribution.
     cos = torch.nn.functional.cosine_similarity(before, after, dim=1)
     assert cos.abs().max() < 0.6
-    assert after.std().item() == pytest.approx(TINY_MODEL.init_std, rel=0.3)
+    assert after.std().item() == pytest.approx(state.model.init_std, rel=0.3)
 
 
 def test_sequential_requests_keep_earlier_forgetting_and_utility(prepared, tiny_splits):
