@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,7 +176,20 @@ def run_benches(
     log: Callable[[str], None] = lambda _: None,
     on_epoch: EpochCallback | None = None,
 ) -> list[dict[str, Any]]:
-    """One bench result per request spec, in order.
+    """One bench result per request spec, in order (see ``iter_benches``)."""
+    return list(iter_benches(splits, settings, requests, device, log=log, on_epoch=on_epoch))
+
+
+def iter_benches(
+    splits: Splits,
+    settings: BenchSettings,
+    requests: list[str],
+    device: torch.device,
+    *,
+    log: Callable[[str], None] = lambda _: None,
+    on_epoch: EpochCallback | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Yield one bench result per request spec, in order, as soon as each is measured.
 
     Requests other than ``noise`` share one base model and one preparation of each method (the
     encoder is pre-trained once per base model, as in production); a ``noise`` request trains
@@ -188,7 +201,6 @@ def run_benches(
         if name not in METHODS:
             raise ValueError(f"unknown method {name!r}; choose from {sorted(METHODS)}")
     shared: _Prepared | None = None
-    out: list[dict[str, Any]] = []
     for spec in requests:
         started = time.perf_counter()
         _reset_peak(device)
@@ -213,14 +225,10 @@ def run_benches(
         log(f"request {spec}: {request.kind}, {request.num_edges} edges")
         run_started = time.perf_counter()
         results = _measure(prepared, request, splits, settings, device, log)
-        out.append(
-            _result(splits, settings, spec, request, prepared, results, device)
-            | {
-                "wall_seconds": setup_seconds + time.perf_counter() - run_started,
-                "shared_base": spec.partition(":")[0] != "noise" and len(requests) > 1,
-            }
-        )
-    return out
+        yield _result(splits, settings, spec, request, prepared, results, device) | {
+            "wall_seconds": setup_seconds + time.perf_counter() - run_started,
+            "shared_base": spec.partition(":")[0] != "noise" and len(requests) > 1,
+        }
 
 
 def _result(

@@ -210,7 +210,7 @@ def _json_path(template: str, spec: str, several: bool) -> str:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from unlearnrec.bench import format_table, run_benches, settings_from_params
+    from unlearnrec.bench import format_table, iter_benches, settings_from_params
     from unlearnrec.data import read_dataset
     from unlearnrec.experiment import make_splits
     from unlearnrec.pipeline import write_json
@@ -230,16 +230,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     settings = settings_from_params(params, requests[0], methods, seed=args.seed)
     on_epoch, bar = _progress("base model", params.train.max_epochs)
+    command = " ".join(["unlearnrec", *sys.argv[1:]])
     with bar:
-        results = run_benches(
+        results = iter_benches(
             splits, settings, requests, _device(args.device), log=_log, on_epoch=on_epoch
         )
-    command = " ".join(["unlearnrec", *sys.argv[1:]])
-    for spec, result in zip(requests, results, strict=True):
-        result["command"] = command
-        print(format_table(result))
-        if args.json:
-            write_json(_json_path(args.json, spec, several), result)
+        # each result is written as soon as it is measured: a long run that dies later
+        # keeps what it has finished
+        for spec, result in zip(requests, results, strict=True):
+            result["command"] = command
+            print(format_table(result))
+            if args.json:
+                write_json(_json_path(args.json, spec, several), result)
     return 0
 
 
