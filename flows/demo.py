@@ -134,7 +134,14 @@ def run_demo(root: Path, *, fresh: bool = False, device: str = "auto") -> int:
 def summary_text(platform, report: dict, pipeline_seconds: float, flows_seconds: float) -> str:
     from sqlmodel import select
 
-    from unlearnrec.ledger import Certificate, Ticket, UnlearningRun, session_scope, verify_chain
+    from unlearnrec.ledger import (
+        Certificate,
+        Ticket,
+        UnlearningRun,
+        certificate_anchors,
+        session_scope,
+        verify_chain,
+    )
     from unlearnrec.pipeline import format_report
 
     lines = [format_report(report), ""]
@@ -186,7 +193,7 @@ def summary_text(platform, report: dict, pipeline_seconds: float, flows_seconds:
                 f"    unlearning {t.get('unlearn_seconds', 0):.2f}s (encoder refresh "
                 f"{t.get('encoder_refresh_seconds', 0):.1f}s, offline)"
             )
-        chain = verify_chain(session)
+        chain = verify_chain(session, certificate_anchors(platform.settings.certificates)[0])
     refused = sorted((platform.settings.inbox / "refused").glob("*.reason.txt"))
     for path in refused:
         lines.append(f"Refused file: {path.read_text().strip()}")

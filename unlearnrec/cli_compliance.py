@@ -127,17 +127,40 @@ def cmd_certificate_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from unlearnrec.ledger import certificate_anchors, parse_anchor, session_scope, verify_chain
+
+    try:
+        heads = [parse_anchor(h) for h in args.head or []]
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from exc
+    platform = _platform(args, "cli")
+    anchors, unreadable = certificate_anchors(platform.settings.certificates)
+    with session_scope(platform.engine) as session:
+        check = verify_chain(session, [*anchors, *heads])
+    problems = [*check.problems, *unreadable]
+    if not problems:
+        print(
+            f"OK: {check.events} audit events, hash chain intact; {len(anchors)} certificate "
+            f"anchor(s) and {len(heads)} exported head(s) found in it"
+        )
+        return 0
+    print("BROKEN audit chain:")
+    for p in problems:
+        print(f"  - {p}")
+    return 1
+
+
+def cmd_audit_head(args: argparse.Namespace) -> int:
     from unlearnrec.ledger import session_scope, verify_chain
 
     with session_scope(_platform(args, "cli").engine) as session:
         check = verify_chain(session)
-    if check.ok:
-        print(f"OK: {check.events} audit events, hash chain intact")
-        return 0
-    print("BROKEN audit chain:")
-    for p in check.problems:
-        print(f"  - {p}")
-    return 1
+    if check.head is None:
+        raise SystemExit("the audit trail is empty")
+    # Kept outside the database (a ticket system, a printed record), it lets `audit verify
+    # --head` show later that no event up to it was cut off or rewritten.
+    print(f"{check.head[0]}:{check.head[1]}")
+    return 0 if check.ok else 1
 
 
 def cmd_flows_run(args: argparse.Namespace) -> int:
@@ -199,9 +222,21 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     audit = sub.add_parser("audit", help="check the ledger's audit trail")
     asub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    p = asub.add_parser("verify", help="recompute the hash chain")
+    p = asub.add_parser(
+        "verify", help="recompute the hash chain and check it against certificates' anchors"
+    )
+    p.add_argument(
+        "--head",
+        action="append",
+        default=None,
+        metavar="POSITION:HASH",
+        help="an exported head (`audit head`) the chain must still hold; repeatable",
+    )
     home(p)
     p.set_defaults(func=cmd_audit_verify)
+    p = asub.add_parser("head", help="print POSITION:HASH of the last event, to keep elsewhere")
+    home(p)
+    p.set_defaults(func=cmd_audit_head)
 
     fl = sub.add_parser("flows", help="run a Prefect flow once (deployments: flows/deployments.py)")
     fsub = fl.add_subparsers(dest="flows_command", required=True, metavar="ACTION")

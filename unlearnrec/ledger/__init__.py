@@ -3,7 +3,14 @@ a hash-chained audit trail. Importing it never imports torch (the dashboard reli
 
 from __future__ import annotations
 
-from unlearnrec.ledger.audit import ChainCheck, append_event, verify_chain
+from unlearnrec.ledger.audit import (
+    Anchor,
+    ChainCheck,
+    append_event,
+    certificate_anchors,
+    parse_anchor,
+    verify_chain,
+)
 from unlearnrec.ledger.db import LedgerUnavailable, init_db, make_engine, safe_url, session_scope
 from unlearnrec.ledger.models import (
     AuditEvent,
@@ -26,6 +33,7 @@ from unlearnrec.ledger.tickets import (
 )
 
 __all__ = [
+    "Anchor",
     "AuditEvent",
     "Certificate",
     "ChainCheck",
@@ -38,10 +46,12 @@ __all__ = [
     "TransitionError",
     "UnlearningRun",
     "append_event",
+    "certificate_anchors",
     "extend_deadline",
     "init_db",
     "list_tickets",
     "make_engine",
+    "parse_anchor",
     "record_ticket",
     "safe_url",
     "session_scope",

@@ -4,13 +4,15 @@ whose hash covers its content and the previous event's hash (a hash chain)."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlmodel import Session, select
 
-from unlearnrec.certificates import canonical_json
+from unlearnrec.certificates import canonical_json, read_certificate
 from unlearnrec.ledger.models import AuditEvent, utcnow
 
 GENESIS = "0" * 64
@@ -73,24 +75,81 @@ class ChainCheck:
     ok: bool
     events: int
     problems: tuple[str, ...]
+    head: tuple[int, str] | None = None  # (position, hash) of the last event
 
 
-def verify_chain(session: Session) -> ChainCheck:
-    """Recompute every hash; report the first positions where content or links disagree."""
+@dataclass(frozen=True)
+class Anchor:
+    """A (position, hash) of the chain recorded outside the database: a signed certificate
+    names the event that announced it; an operator can export the head (``audit head``).
+    The chain alone cannot show that its *last* events were cut off; an anchor can."""
+
+    position: int
+    hash: str
+    source: str
+
+
+def parse_anchor(text: str, source: str = "--head") -> Anchor:
+    """``POSITION:HASH`` as printed by ``unlearnrec audit head``."""
+    pos, sep, digest = text.strip().partition(":")
+    if not sep or not pos.isdigit() or len(digest) != 64:
+        raise ValueError(
+            f"{source}: expected POSITION:SHA256 (as `audit head` prints), got {text!r}"
+        )
+    return Anchor(int(pos), digest.lower(), source)
+
+
+def certificate_anchors(folder: Path) -> tuple[list[Anchor], list[str]]:
+    """The anchor of every certificate file in ``folder``; unreadable files as problems."""
+    anchors: list[Anchor] = []
     problems: list[str] = []
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            audit = read_certificate(path)["audit"]
+            anchors.append(
+                Anchor(int(audit["position"]), str(audit["event_hash"]), f"certificate {path.name}")
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            problems.append(f"certificate {path.name}: no readable audit anchor ({exc})")
+    return anchors, problems
+
+
+def verify_chain(session: Session, anchors: Iterable[Anchor] = ()) -> ChainCheck:
+    """Recompute every hash; report the first positions where content or links disagree, and
+    every anchor whose event the chain no longer holds (cut off) or holds with another hash."""
+    wanted: dict[int, list[Anchor]] = {}
+    for anchor in anchors:
+        wanted.setdefault(anchor.position, []).append(anchor)
+    problems: list[str] = []
+    seen: dict[int, str] = {}
     prev_hash, expected_pos, n = GENESIS, 1, 0
+    head: tuple[int, str] | None = None
     for ev in session.exec(select(AuditEvent).order_by(AuditEvent.position)):
         n += 1
-        if ev.position != expected_pos:
-            problems.append(f"event {ev.position}: expected position {expected_pos} (a gap)")
-        if ev.prev_hash != prev_hash:
-            problems.append(f"event {ev.position}: link to the previous event is broken")
-        if event_hash(ev) != ev.hash:
-            problems.append(f"event {ev.position}: content does not match its hash (altered)")
+        if len(problems) < 20:
+            if ev.position != expected_pos:
+                problems.append(f"event {ev.position}: expected position {expected_pos} (a gap)")
+            if ev.prev_hash != prev_hash:
+                problems.append(f"event {ev.position}: link to the previous event is broken")
+            if event_hash(ev) != ev.hash:
+                problems.append(f"event {ev.position}: content does not match its hash (altered)")
+        if ev.position in wanted:
+            seen[ev.position] = ev.hash
         prev_hash, expected_pos = ev.hash, ev.position + 1
-        if len(problems) >= 20:
-            break
-    return ChainCheck(ok=not problems, events=n, problems=tuple(problems))
+        head = (ev.position, ev.hash)
+    for position in sorted(wanted):
+        for anchor in wanted[position]:
+            if position not in seen:
+                problems.append(
+                    f"{anchor.source} anchors event {position}, which the trail does not hold "
+                    f"(it ends at {head[0] if head else 0}: events were cut off)"
+                )
+            elif seen[position] != anchor.hash:
+                problems.append(
+                    f"{anchor.source} anchors event {position} with another hash "
+                    "(the trail was rewritten from there)"
+                )
+    return ChainCheck(ok=not problems, events=n, problems=tuple(problems), head=head)
 
 
 @event.listens_for(Session, "do_orm_execute")

@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text as sql
 from sqlmodel import select
 
 from unlearnrec import certificates as certs
+from unlearnrec.cli import main as cli_main
 from unlearnrec.compliance.ingest import ingest_inbox
 from unlearnrec.compliance.lifecycle import apply_retention, bootstrap, retrain_reference
 from unlearnrec.compliance.platform import Platform
@@ -23,6 +25,7 @@ from unlearnrec.ledger import (
     DatasetVersion,
     ModelVersion,
     Ticket,
+    certificate_anchors,
     session_scope,
     utcnow,
     verify_chain,
@@ -80,7 +83,7 @@ def _certificates(platform: Platform, status: str | None = None) -> list[Certifi
 
 
 def test_chain_certifies_valid_tickets_once_and_rejects_the_rest(
-    tiny_artifacts, tmp_path, monkeypatch
+    tiny_artifacts, tmp_path, monkeypatch, capsys
 ):
     """Valid tickets of every kind end certified with a verifiable certificate; invalid ones
     are rejected with their reason; bad files are refused; running again changes nothing."""
@@ -124,8 +127,10 @@ def test_chain_certifies_valid_tickets_once_and_rejects_the_rest(
     process_once()  # a second run: nothing new
     assert len(_certificates(platform)) == len(VALID)
     assert len(list(platform.settings.certificates.glob("*.json"))) == len(VALID)
+    anchors, unreadable = certificate_anchors(platform.settings.certificates)
+    assert len(anchors) == len(VALID) and not unreadable
     with session_scope(platform.engine) as session:
-        assert verify_chain(session).ok
+        assert verify_chain(session, anchors).ok
 
     # The scheduled reference retrain upgrades every certificate to final.
     result = retrain_reference(platform, device="cpu")
@@ -154,6 +159,21 @@ def test_chain_certifies_valid_tickets_once_and_rejects_the_rest(
         assert v0 is not None and v0.purged and v0.holds_erased_data
     with pytest.raises(StoreError, match="not in the store"):
         platform.store.fetch("dataset", v0.dvc_md5, tmp_path / "gone")
+
+    # The officer's commands: export the head; cutting events off later is caught by it and by
+    # the certificates, though the shortened chain still links up.
+    assert cli_main(["audit", "head", "--home", str(home)]) == 0
+    head = capsys.readouterr().out.strip()
+    assert cli_main(["audit", "verify", "--head", head, "--home", str(home)]) == 0
+    assert f"{2 * len(VALID)} certificate anchor(s)" in capsys.readouterr().out
+    with platform.engine.begin() as conn:
+        last = conn.execute(sql("SELECT MAX(position) FROM auditevent")).scalar_one()
+        conn.execute(sql("DELETE FROM auditevent WHERE position >= :p"), {"p": last - 2})
+    assert cli_main(["audit", "verify", "--head", head, "--home", str(home)]) == 1
+    out = capsys.readouterr().out
+    assert "BROKEN" in out and f"--head anchors event {last}" in out and "cut off" in out
+    with pytest.raises(SystemExit, match="POSITION:SHA256"):
+        cli_main(["audit", "verify", "--head", "12", "--home", str(home)])
 
 
 CRASH_SCRIPT = """
@@ -200,7 +220,8 @@ def test_a_kill_mid_run_then_a_rerun_finishes_each_ticket_exactly_once(
         models = list(session.exec(select(ModelVersion)))
         assert len(datasets) == 2  # bootstrap + one purge
         assert len(models) == 2  # base + one unlearned
-        assert verify_chain(session).ok
+        # every certificate written before or after the kill names an event the trail holds
+        assert verify_chain(session, certificate_anchors(platform.settings.certificates)[0]).ok
     recorded = {f"dataset-{d.dvc_md5.removesuffix('.dir')}" for d in datasets} | {
         f"model-{m.dvc_md5.removesuffix('.dir')}" for m in models
     }

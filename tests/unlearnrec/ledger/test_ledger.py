@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, select
 
 from unlearnrec.ledger import (
+    Anchor,
     AuditEvent,
     LedgerUnavailable,
     Ticket,
@@ -22,10 +23,12 @@ from unlearnrec.ledger import (
     TicketStatus,
     TransitionError,
     append_event,
+    certificate_anchors,
     extend_deadline,
     init_db,
     list_tickets,
     make_engine,
+    parse_anchor,
     record_ticket,
     safe_url,
     session_scope,
@@ -470,6 +473,51 @@ def test_deleted_first_event_is_detected(engine):
         check = verify_chain(session)
     assert "event 2: expected position 1 (a gap)" in check.problems
     assert "event 2: link to the previous event is broken" in check.problems
+
+
+def test_cut_off_tail_is_caught_by_an_anchor_kept_elsewhere(engine, tmp_path):
+    """Deleting the last events leaves a chain that links up; only an anchor held outside
+    the database (a certificate's event, an exported head) shows what is missing."""
+    append_many(engine, 6)
+    with Session(engine) as session:
+        head = verify_chain(session).head
+    assert head is not None and head[0] == 6
+    cert_event = events(engine)[4]  # what a certificate issued at event 5 would name
+    cert = {"audit": {"position": 5, "event_hash": cert_event.hash}}
+    (tmp_path / "CERT-1.json").write_text(json.dumps(cert))
+    (tmp_path / "broken.json").write_text("{not json")
+    anchors, unreadable = certificate_anchors(tmp_path)
+    assert [(a.position, a.source) for a in anchors] == [(5, "certificate CERT-1.json")]
+    assert len(unreadable) == 1 and unreadable[0].startswith("certificate broken.json")
+    exported = parse_anchor(f"{head[0]}:{head[1]}")
+    with Session(engine) as session:
+        assert verify_chain(session, [*anchors, exported]).ok
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM auditevent WHERE position >= 5"))
+    with Session(engine) as session:
+        assert verify_chain(session).ok  # the chain alone cannot tell
+        check = verify_chain(session, [*anchors, exported])
+    assert not check.ok and check.head is not None and check.head[0] == 4
+    assert check.problems == (
+        "certificate CERT-1.json anchors event 5, which the trail does not hold "
+        "(it ends at 4: events were cut off)",
+        "--head anchors event 6, which the trail does not hold (it ends at 4: events were cut off)",
+    )
+
+
+def test_an_anchor_with_another_hash_reports_a_rewrite(engine):
+    append_many(engine, 3)
+    with Session(engine) as session:
+        check = verify_chain(session, [Anchor(2, "f" * 64, "certificate X.json")])
+    assert check.problems == (
+        "certificate X.json anchors event 2 with another hash (the trail was rewritten from there)",
+    )
+
+
+@pytest.mark.parametrize("bad", ["", "12", "x:" + "a" * 64, "3:abc", "3;" + "a" * 64])
+def test_a_malformed_head_is_a_clear_error(bad):
+    with pytest.raises(ValueError, match="POSITION:SHA256"):
+        parse_anchor(bad)
 
 
 def test_orm_update_of_an_audit_event_is_refused(engine):
