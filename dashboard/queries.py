@@ -31,6 +31,8 @@ from unlearnrec.ledger import (
     Ticket,
     TicketStatus,
     UnlearningRun,
+    certificate_anchors,
+    verify_chain,
 )
 
 # Verification figures, in display order: key in ``UnlearningRun.verification[...]`` -> label.
@@ -552,3 +554,18 @@ def certificate_notes(
                 "when the data was purged"
             )
     return notes
+
+
+# -- audit trail --------------------------------------------------------------------------------
+
+
+def audit_check(session: Session, certificates_dir: Path) -> dict[str, Any]:
+    """The hash chain recomputed, with every certificate file's anchor: a JSON-able summary."""
+    anchors, unreadable = certificate_anchors(certificates_dir)
+    check = verify_chain(session, anchors)
+    return {
+        "ok": check.ok and not unreadable,
+        "events": check.events,
+        "anchors": len(anchors),
+        "problems": [*check.problems, *unreadable],
+    }

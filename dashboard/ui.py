@@ -257,6 +257,11 @@ def certificate_verdicts(url: str, public_key: str, home: str) -> dict[str, str]
     }
 
 
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def audit_check(url: str, certificates_dir: str) -> dict[str, Any]:
+    return _with_session(url, lambda s: queries.audit_check(s, Path(certificates_dir)))
+
+
 # -- formatting ---------------------------------------------------------------------------------
 
 

@@ -107,6 +107,20 @@ def _overview(ledger: ui.Ledger) -> None:
         )
     if failing:
         st.error(f"**Certificates failing their live check:** {', '.join(failing)}")
+    audit = ui.audit_check(ledger.url, str(ledger.settings.certificates))
+    if not audit["ok"]:
+        shown = audit["problems"][:5]
+        more = len(audit["problems"]) - len(shown)
+        st.error(
+            "**Audit trail broken** (`unlearnrec audit verify` for the full report): "
+            + "; ".join(shown)
+            + (f"; and {more} more" if more > 0 else "")
+        )
+    else:
+        st.caption(
+            f"Audit trail: {audit['events']} events, hash chain intact; the "
+            f"{audit['anchors']} certificate files' anchors are all in it."
+        )
 
     left, right = st.columns([2, 3])
     with left:

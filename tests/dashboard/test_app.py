@@ -4,8 +4,10 @@ the failure modes (empty ledger, no database file, unreachable PostgreSQL)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
+import shutil
 import sqlite3
 
 import pytest
@@ -90,7 +92,7 @@ def test_repeated_wrong_passwords_lock_the_form(app_env):
 # -- pages on the seeded ledger -----------------------------------------------------------------
 
 
-def test_overview_counts_and_highlights(open_app):
+def test_overview_counts_and_highlights(open_app, seeded):
     at = open_app("overview")
     metrics = {m.label: m.value for m in at.metric}
     assert metrics == {
@@ -115,6 +117,27 @@ def test_overview_counts_and_highlights(open_app):
     assert due["time left"].iloc[0].startswith("overdue by ")  # 9 to 12 days: months differ
     runs = frame_with(at, "speed-up vs retrain")
     assert runs["run"].tolist() == [2, 1] and runs["speed-up vs retrain"].tolist() == ["—", "88.3×"]
+    audit = next(c.value for c in at.caption if c.value.startswith("Audit trail"))
+    files = list(seeded.settings.certificates.glob("*.json"))
+    assert "hash chain intact" in audit and f"the {len(files)} certificate files" in audit
+
+
+def test_a_cut_off_audit_trail_shows_on_the_overview(app_env, open_app, seeded, tmp_path):
+    """Deleting the newest audit events leaves a chain that links up; the certificates'
+    anchors still give it away, in red, on the first page an officer opens."""
+    home = tmp_path / "home"
+    shutil.copytree(seeded.home, home)
+    db = home / "var" / "ledger.sqlite"
+    newest = max(int(json.loads(f.read_text())["audit"]["position"]) for f in
+                 (home / "var" / "certificates").glob("*.json"))  # fmt: skip
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM auditevent WHERE position >= ?", (newest - 2,))
+    app_env(f"sqlite:///{db}", home=home)
+    at = open_app("overview")
+    broken = next(e.value for e in at.error if "Audit trail broken" in e.value)
+    assert f"anchors event {newest}, which the trail does not hold" in broken
+    assert "events were cut off" in broken
+    assert not [c for c in at.caption if "intact" in c.value]
 
 
 def test_tickets_show_pseudonyms_only(open_app, seeded):
