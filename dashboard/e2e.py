@@ -256,8 +256,11 @@ def _check_pages(page, url: str, password: str, out: Path, shots: list[Path]) ->
     for name in ("overview", "tickets", "models"):
         _open_from_sidebar(page, name)
         _no_exception(page, name)
+        if name == "overview":
+            audit = page.get_by_text("hash chain intact")
+            audit.first.wait_for(timeout=TIMEOUT_MS)
     shots.append(_shoot(page, out / "models.png"))
-    _say("overview, tickets and models pages render")
+    _say("overview (audit trail intact), tickets and models pages render")
 
 
 def _open_from_sidebar(page, name: str) -> None:
