@@ -54,14 +54,11 @@ def _reset_peak(device: torch.device) -> None:
 class _Prepared:
     """One base model with every method prepared on it (the encoder pre-trained once)."""
 
-    model: Any
-    graph: Any
-    state: ModelState
+    state: ModelState  # the base model and its graph
     base_result: Any
     base_util: dict[str, float]
     base_peak: float | None
     methods: dict[str, tuple[Any, float, float | None]]  # name -> (method, prep s, prep peak)
-    seconds: float  # wall time of base training + preparation
 
 
 def _prepare(
@@ -72,7 +69,6 @@ def _prepare(
     log: Callable[[str], None],
     on_epoch: EpochCallback | None,
 ) -> _Prepared:
-    started = time.perf_counter()
     log(f"training the base model on {len(fit)} edges")
     base, graph, base_result = train_base(
         splits, fit, settings.model, settings.train, device, on_epoch=on_epoch
@@ -88,16 +84,7 @@ def _prepare(
         _reset_peak(device)
         prep = method.prepare(state)
         methods[name] = (method, prep, _peak_mb(device))
-    return _Prepared(
-        base,
-        graph,
-        state,
-        base_result,
-        base_util,
-        base_peak,
-        methods,
-        time.perf_counter() - started,
-    )
+    return _Prepared(state, base_result, base_util, base_peak, methods)
 
 
 def _measure(
@@ -110,10 +97,10 @@ def _measure(
 ) -> dict[str, dict[str, Any]]:
     """Run every prepared method on ``request`` and measure forgetting against retrain."""
     k = settings.train.topk[0]
-    graph = prepared.graph
+    model, graph = prepared.state.model, prepared.state.graph
     known = np.concatenate([graph.edges_numpy(), splits.valid, splits.test])
     probe = ForgettingProbe.build(
-        prepared.model, graph, request.edges, splits.test, known, settings.forgetting
+        model, graph, request.edges, splits.test, known, settings.forgetting
     )
     results: dict[str, dict[str, Any]] = {}
     measured: dict[str, ModelForgetting] = {}
@@ -164,20 +151,9 @@ def run_bench(
     on_epoch: EpochCallback | None = None,
 ) -> dict[str, Any]:
     """Train the base, build the request, run each method, measure forgetting; a JSON-ready dict."""
-    return run_benches(splits, settings, [settings.request], device, log=log, on_epoch=on_epoch)[0]
-
-
-def run_benches(
-    splits: Splits,
-    settings: BenchSettings,
-    requests: list[str],
-    device: torch.device,
-    *,
-    log: Callable[[str], None] = lambda _: None,
-    on_epoch: EpochCallback | None = None,
-) -> list[dict[str, Any]]:
-    """One bench result per request spec, in order (see ``iter_benches``)."""
-    return list(iter_benches(splits, settings, requests, device, log=log, on_epoch=on_epoch))
+    return next(
+        iter_benches(splits, settings, [settings.request], device, log=log, on_epoch=on_epoch)
+    )
 
 
 def iter_benches(
@@ -204,7 +180,8 @@ def iter_benches(
     for spec in requests:
         started = time.perf_counter()
         _reset_peak(device)
-        if spec.partition(":")[0] == "noise":
+        noise = spec.partition(":")[0] == "noise"
+        if noise:
             log("training a clean model to find least-related pairs")
             clean, clean_graph, _ = train_base(
                 splits, splits.fit, settings.model, settings.train, device
@@ -214,20 +191,17 @@ def iter_benches(
             del clean, clean_graph
             fit = np.concatenate([splits.fit, request.edges])
             prepared = _prepare(splits, fit, settings, device, log, on_epoch)
-            setup_seconds = time.perf_counter() - started
         else:
-            request = build_request(spec, splits.fit, settings.seed)
-            reused = shared is not None
+            # the shared base's training and preparation count in the first result only
             if shared is None:
                 shared = _prepare(splits, splits.fit, settings, device, log, on_epoch)
             prepared = shared
-            setup_seconds = 0.0 if reused else time.perf_counter() - started
+            request = build_request(spec, splits.fit, settings.seed)
         log(f"request {spec}: {request.kind}, {request.num_edges} edges")
-        run_started = time.perf_counter()
         results = _measure(prepared, request, splits, settings, device, log)
         yield _result(splits, settings, spec, request, prepared, results, device) | {
-            "wall_seconds": setup_seconds + time.perf_counter() - run_started,
-            "shared_base": spec.partition(":")[0] != "noise" and len(requests) > 1,
+            "wall_seconds": time.perf_counter() - started,
+            "shared_base": not noise and len(requests) > 1,
         }
 
 
