@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import secrets
 import shutil
 import sqlite3
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from streamlit.testing.v1 import AppTest
 
 from dashboard.seed import (
@@ -28,6 +24,7 @@ from dashboard.seed import (
     seed_ledger,
 )
 from tests.dashboard.conftest import APP, PASSWORD, frame_with, page_text
+from tests.postgres import temporary_database
 from unlearnrec.ledger import init_db, make_engine
 
 # -- login gate ---------------------------------------------------------------------------------
@@ -292,21 +289,8 @@ def test_an_unreachable_postgresql_says_so_without_the_password(open_app, app_en
 
 @pytest.fixture
 def pg_url():
-    """A fresh PostgreSQL database (``UNLEARNREC_TEST_PG_URL``, as .ci/run provides), dropped
-    afterwards."""
-    base = os.environ.get("UNLEARNREC_TEST_PG_URL")
-    if not base:
-        pytest.skip("UNLEARNREC_TEST_PG_URL is not set")
-    name = f"unlearnrec_dashboard_{secrets.token_hex(4)}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with temporary_database("unlearnrec_dashboard") as url:
+        yield url
 
 
 def test_the_pages_read_a_postgresql_ledger(open_app, app_env, pg_url, tmp_path):

@@ -9,20 +9,19 @@ the file-based read-only mode are exercised.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
+from tests.postgres import PG_ENV, temporary_database
 from unlearnrec.certificates import pseudonymise
 from unlearnrec.ledger import init_db, make_engine
 from unlearnrec.policy import Policy, load_policy
 
-PG_ENV = "UNLEARNREC_TEST_PG_URL"
 ROOT = Path(__file__).resolve().parents[3]
 SECRET = b"ledger-test-pseudonym-secret-32b"
 
@@ -30,19 +29,8 @@ SECRET = b"ledger-test-pseudonym-secret-32b"
 @pytest.fixture(scope="module")
 def pg_database_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this module, dropped afterwards."""
-    base = os.environ.get(PG_ENV)
-    if not base:
-        pytest.skip(f"{PG_ENV} is not set")
-    name = f"unlearnrec_test_{secrets.token_hex(6)}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with temporary_database("unlearnrec_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
