@@ -31,6 +31,7 @@ from sqlmodel import Session
 
 from unlearnrec import certificates as certs
 from unlearnrec.compliance.certify import build_body, certificate_id
+from unlearnrec.compliance.versions import record_dataset_version, record_model_version
 from unlearnrec.ledger import (
     Certificate,
     DatasetVersion,
@@ -168,17 +169,7 @@ def _dataset(session: Session, n: int, interactions: int, parent: int | None, ru
         num_interactions=interactions,
         holds_erased_data=n < 3,
     )
-    session.add(ds)
-    session.flush()
-    append_event(
-        session,
-        actor=ACTOR,
-        action="dataset.version",
-        entity="dataset",
-        entity_id=ds.id,
-        data={"dvc_md5": ds.dvc_md5, "parent_id": parent, "interactions": interactions},
-    )
-    return ds
+    return record_dataset_version(session, ACTOR, ds)
 
 
 def _model(
@@ -200,17 +191,7 @@ def _model(
         run_id=run,
         metrics=metrics or {},
     )
-    session.add(m)
-    session.flush()
-    append_event(
-        session,
-        actor=ACTOR,
-        action="model.version",
-        entity="model",
-        entity_id=m.id,
-        data={"kind": kind, "sha256": m.sha256, "dvc_md5": m.dvc_md5, "dataset_version_id": ds},
-    )
-    return m
+    return record_model_version(session, ACTOR, m)
 
 
 def _walk(session: Session, ticket: Ticket, statuses: list[str], run_id: int | None) -> None:

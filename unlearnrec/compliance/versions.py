@@ -79,18 +79,43 @@ def add_dataset_version(
         num_items=files.num_items,
         num_interactions=files.num_interactions,
     )
+    return record_dataset_version(session, platform.actor, version)
+
+
+def record_dataset_version(session: Session, actor: str, version: DatasetVersion) -> DatasetVersion:
+    """Add ``version`` to the ledger with its ``dataset.version`` audit event."""
     session.add(version)
     session.flush()
     append_event(
         session,
-        actor=platform.actor,
+        actor=actor,
         action="dataset.version",
         entity="dataset",
         entity_id=version.id,
         data={
-            "dvc_md5": stored.md5,
-            "parent_id": parent_id,
+            "dvc_md5": version.dvc_md5,
+            "parent_id": version.parent_id,
             "interactions": version.num_interactions,
+        },
+    )
+    return version
+
+
+def record_model_version(session: Session, actor: str, version: ModelVersion) -> ModelVersion:
+    """Add ``version`` to the ledger with its ``model.version`` audit event."""
+    session.add(version)
+    session.flush()
+    append_event(
+        session,
+        actor=actor,
+        action="model.version",
+        entity="model",
+        entity_id=version.id,
+        data={
+            "kind": version.kind,
+            "sha256": version.sha256,
+            "dvc_md5": version.dvc_md5,
+            "dataset_version_id": version.dataset_version_id,
         },
     )
     return version
@@ -123,19 +148,4 @@ def add_model_version(
         run_id=run_id,
         metrics=metrics or {},
     )
-    session.add(version)
-    session.flush()
-    append_event(
-        session,
-        actor=platform.actor,
-        action="model.version",
-        entity="model",
-        entity_id=version.id,
-        data={
-            "kind": kind,
-            "sha256": sha,
-            "dvc_md5": md5,
-            "dataset_version_id": dataset_version_id,
-        },
-    )
-    return version
+    return record_model_version(session, platform.actor, version)
