@@ -138,9 +138,8 @@ def summary_text(platform, report: dict, pipeline_seconds: float, flows_seconds:
         Certificate,
         Ticket,
         UnlearningRun,
-        certificate_anchors,
         session_scope,
-        verify_chain,
+        verify_with_certificates,
     )
     from unlearnrec.pipeline import format_report
 
@@ -193,7 +192,7 @@ def summary_text(platform, report: dict, pipeline_seconds: float, flows_seconds:
                 f"    unlearning {t.get('unlearn_seconds', 0):.2f}s (encoder refresh "
                 f"{t.get('encoder_refresh_seconds', 0):.1f}s, offline)"
             )
-        chain = verify_chain(session, certificate_anchors(platform.settings.certificates)[0])
+        chain = verify_with_certificates(session, platform.settings.certificates)
     refused = sorted((platform.settings.inbox / "refused").glob("*.reason.txt"))
     for path in refused:
         lines.append(f"Refused file: {path.read_text().strip()}")

@@ -127,25 +127,24 @@ def cmd_certificate_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from unlearnrec.ledger import certificate_anchors, parse_anchor, session_scope, verify_chain
+    from unlearnrec.ledger import parse_anchor, session_scope, verify_with_certificates
 
     try:
         heads = [parse_anchor(h) for h in args.head or []]
     except ValueError as exc:
         raise SystemExit(str(exc)) from exc
     platform = _platform(args, "cli")
-    anchors, unreadable = certificate_anchors(platform.settings.certificates)
     with session_scope(platform.engine) as session:
-        check = verify_chain(session, [*anchors, *heads])
-    problems = [*check.problems, *unreadable]
-    if not problems:
+        check = verify_with_certificates(session, platform.settings.certificates, heads)
+    if check.ok:
         print(
-            f"OK: {check.events} audit events, hash chain intact; {len(anchors)} certificate "
-            f"anchor(s) and {len(heads)} exported head(s) found in it"
+            f"OK: {check.events} audit events, hash chain intact; "
+            f"{check.anchors - len(heads)} certificate anchor(s) and {len(heads)} exported "
+            "head(s) found in it"
         )
         return 0
     print("BROKEN audit chain:")
-    for p in problems:
+    for p in check.problems:
         print(f"  - {p}")
     return 1
 

@@ -10,6 +10,7 @@ from unlearnrec.ledger.audit import (
     certificate_anchors,
     parse_anchor,
     verify_chain,
+    verify_with_certificates,
 )
 from unlearnrec.ledger.db import LedgerUnavailable, init_db, make_engine, safe_url, session_scope
 from unlearnrec.ledger.models import (
@@ -59,4 +60,5 @@ __all__ = [
     "transition",
     "utcnow",
     "verify_chain",
+    "verify_with_certificates",
 ]

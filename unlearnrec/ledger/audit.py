@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,7 @@ class ChainCheck:
     events: int
     problems: tuple[str, ...]
     head: tuple[int, str] | None = None  # (position, hash) of the last event
+    anchors: int = 0  # anchors checked (certificates and exported heads)
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,24 @@ def verify_chain(session: Session, anchors: Iterable[Anchor] = ()) -> ChainCheck
                     f"{anchor.source} anchors event {position} with another hash "
                     "(the trail was rewritten from there)"
                 )
-    return ChainCheck(ok=not problems, events=n, problems=tuple(problems), head=head)
+    return ChainCheck(
+        ok=not problems,
+        events=n,
+        problems=tuple(problems),
+        head=head,
+        anchors=sum(map(len, wanted.values())),
+    )
+
+
+def verify_with_certificates(
+    session: Session, certificates_dir: Path, heads: Iterable[Anchor] = ()
+) -> ChainCheck:
+    """``verify_chain`` anchored by every certificate file in ``certificates_dir`` and by
+    ``heads``; an unreadable certificate file is a problem too."""
+    anchors, unreadable = certificate_anchors(certificates_dir)
+    check = verify_chain(session, [*anchors, *heads])
+    problems = (*check.problems, *unreadable)
+    return replace(check, ok=not problems, problems=problems)
 
 
 @event.listens_for(Session, "do_orm_execute")
