@@ -5,7 +5,6 @@ Kept free of pydantic / SQL / Prefect imports so that it runs on the bare GPU ma
 
 from __future__ import annotations
 
-import platform
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from unlearnrec.config import ModelConfig, TrainConfig, from_dict, to_dict
 from unlearnrec.evaluation import evaluate_ranking
 from unlearnrec.experiment import Splits, build_request, train_base
 from unlearnrec.forgetting import ForgettingConfig, ForgettingProbe, ModelForgetting, compare
-from unlearnrec.training import EpochCallback
+from unlearnrec.training import EpochCallback, device_name
 from unlearnrec.unlearning import METHODS, ModelState
 
 
@@ -31,12 +30,6 @@ class BenchSettings:
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     forgetting: ForgettingConfig = field(default_factory=ForgettingConfig)
     seed: int = 0
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda:{torch.cuda.get_device_name(device)}"
-    return f"cpu:{platform.processor() or platform.machine()} x{torch.get_num_threads()}"
 
 
 def _peak_mb(device: torch.device) -> float | None:

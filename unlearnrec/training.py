@@ -6,6 +6,7 @@ Pure with respect to I/O: progress goes to an optional callback; the CLI renders
 
 from __future__ import annotations
 
+import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,13 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def device_name(device: torch.device) -> str:
+    """What ran it, for records: the GPU's name, or the CPU and its thread count."""
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"cpu:{platform.processor() or platform.machine()} x{torch.get_num_threads()}"
 
 
 def make_generator(seed: int, device: torch.device | str) -> torch.Generator:

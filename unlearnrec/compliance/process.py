@@ -402,8 +402,7 @@ def stage_unlearn(platform: Platform, run_id: int, device: str) -> None:
                 },
             )
         crash_point("after_model_stored")
-        from unlearnrec.bench import device_name
-        from unlearnrec.training import resolve_device
+        from unlearnrec.training import device_name, resolve_device
 
         run.device = device_name(resolve_device(device))
         run.model_after_id = version.id
