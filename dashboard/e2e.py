@@ -35,6 +35,7 @@ from pathlib import Path
 
 from dashboard.auth import ENV_VAR, hash_password
 from dashboard.seed import TAMPERED_CERTIFICATE, TICKETS, VALID_CERTIFICATE, seed_ledger
+from dashboard.ui import PAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -50,12 +51,7 @@ CHROMIUM_FLAGS = [
     "--disable-dev-shm-usage",
 ]
 TIMEOUT_MS = 30_000
-PAGE_TITLES = {
-    "overview": "Overview",
-    "tickets": "Tickets",
-    "certificates": "Certificates",
-    "models": "Models and data",
-}
+PAGE_TITLES = {name: title for name, (_, title, _) in PAGES.items()}
 
 
 class CheckFailed(AssertionError):

@@ -43,8 +43,6 @@ METRICS: dict[str, str] = {
     "mia_auc": "MIA AUC",
 }
 UTILITY = ("recall@20", "ndcg@20")
-FORGETTING = ("mi_bf", "mi_ng", "mia_auc")
-CLOSED = (TicketStatus.CERTIFIED, TicketStatus.REJECTED)
 DASH = "—"
 
 
@@ -150,14 +148,14 @@ def countdown(deadline: datetime, now: datetime) -> str:
 
 
 def is_overdue(row: dict[str, Any], now: datetime) -> bool:
-    return row["status"] not in CLOSED and row["deadline_at"] < now
+    return row["status"] in TicketStatus.OPEN and row["deadline_at"] < now
 
 
 def deadlines(rows: Iterable[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
     """Open tickets by deadline, soonest (or most overdue) first, with a countdown and flags."""
     out = []
     for r in rows:
-        if r["status"] in CLOSED:
+        if r["status"] not in TicketStatus.OPEN:
             continue
         overdue = r["deadline_at"] < now
         escalated = r["status"] == TicketStatus.ESCALATED
@@ -170,7 +168,6 @@ def deadlines(rows: Iterable[dict[str, Any]], now: datetime) -> list[dict[str, A
                 "legal_basis": r["legal_basis"],
                 "deadline_at": r["deadline_at"],
                 "time_left": countdown(r["deadline_at"], now),
-                "days_left": round((r["deadline_at"] - now).total_seconds() / 86400, 2),
                 "flag": " ".join(flags),
                 "overdue": overdue,
                 "escalated": escalated,
@@ -262,7 +259,6 @@ def runs(session: Session) -> list[dict[str, Any]]:
                 "id": run.id,
                 "status": run.status,
                 "stage": run.stage,
-                "attempt": run.attempt,
                 "method": run.method,
                 "device": run.device or DASH,
                 "tickets": [names.get(t, f"#{t}") for t in run.ticket_ids],

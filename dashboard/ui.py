@@ -161,16 +161,13 @@ class Ledger:
     settings: Settings
     summary: queries.LedgerSummary
 
-    def session(self) -> Session:
-        return Session(_engine(self.url))
-
 
 def open_ledger() -> Ledger | None:
     """The ledger, or None after saying (st.error / st.info) why not and what to do."""
     s = settings()
     url = s.database_url
     try:
-        summary = queries.summarise(_engine(url))
+        summary = load_summary(url)
     except LedgerUnavailable as exc:
         st.error(f"The ledger database is missing: {exc}.")
         st.info(
@@ -221,6 +218,12 @@ def render_page(title: str, body: Callable[[Ledger], None]) -> None:
 def _with_session(url: str, fn: Callable[[Session], Any]) -> Any:
     with Session(_engine(url)) as session:
         return fn(session)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def load_summary(url: str) -> queries.LedgerSummary:
+    """Row counts, once per TTL rather than on every widget click (errors are not cached)."""
+    return queries.summarise(_engine(url))
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)

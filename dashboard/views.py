@@ -53,7 +53,7 @@ def _ticket_frame(rows: list[dict[str, Any]], now) -> pd.DataFrame:
                 "deadline": ui.when(r["deadline_at"]),
                 "time left": (
                     queries.DASH
-                    if r["status"] in queries.CLOSED
+                    if r["status"] not in TicketStatus.OPEN
                     else queries.countdown(r["deadline_at"], now)
                 ),
                 "run": r["run_id"],
@@ -260,15 +260,14 @@ def _tickets(ledger: ui.Ledger) -> None:
 
 
 def _ticket_detail(ledger: ui.Ledger, t: dict[str, Any], now) -> None:
-    open_ = t["status"] not in queries.CLOSED
-    if open_ and queries.is_overdue(t, now):
+    if queries.is_overdue(t, now):
         st.error(f"{t['external_id']} is OVERDUE: {queries.countdown(t['deadline_at'], now)}.")
     if t["status"] == TicketStatus.ESCALATED:
         st.warning(f"{t['external_id']} is ESCALATED: {t['reason'] or 'no reason recorded'}")
     cols = st.columns(4)
     cols[0].metric("Status", t["status"])
     left = queries.countdown(t["deadline_at"], now)
-    if not open_:
+    if t["status"] not in TicketStatus.OPEN:
         cols[1].metric("Time left", queries.DASH)
     elif left.startswith("overdue by "):
         cols[1].metric("Overdue by", left.removeprefix("overdue by "))
@@ -512,14 +511,13 @@ def _models(ledger: ui.Ledger) -> None:
                 .resolve_scale(y="independent")
             )
             st.altair_chart(chart)
+        table = queries.metric_table(runs)
         st.dataframe(
-            pd.DataFrame(queries.metric_table(runs)),
+            pd.DataFrame(table),
             hide_index=True,
             key="metric_table",
             column_config={
-                c: st.column_config.NumberColumn(format="%.4f")
-                for c in queries.metric_table(runs)[0]
-                if "(" in c
+                c: st.column_config.NumberColumn(format="%.4f") for c in table[0] if "(" in c
             },
         )
         st.caption(
