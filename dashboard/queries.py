@@ -487,12 +487,12 @@ def check_certificate(row: dict[str, Any], public_key_path: Path, home: Path) ->
     )
     document: dict[str, Any] | None = None
     try:
-        document = certs.read_certificate(path, strict=True)
+        document = certs.parse_certificate(raw, path, strict=True)
         record("canonical JSON", True)
     except ValueError as exc:
         record("canonical JSON", False, str(exc))
         try:  # still check the signature of a readable file: say what changed
-            document = certs.read_certificate(path)
+            document = certs.parse_certificate(raw, path)
         except ValueError:
             document = None
     try:

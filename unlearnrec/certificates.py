@@ -533,7 +533,11 @@ def read_certificate(path: Path, *, strict: bool = False) -> dict[str, Any]:
     ``write_certificate`` produces, so even whitespace edits outside the content are caught.
     """
     path = Path(path)
-    raw = path.read_bytes()
+    return parse_certificate(path.read_bytes(), path, strict=strict)
+
+
+def parse_certificate(raw: bytes, path: Path | str, *, strict: bool = False) -> dict[str, Any]:
+    """``read_certificate`` on bytes already read (``path`` names them in errors)."""
     try:
         obj = json.loads(
             raw.decode("utf-8"),
