@@ -151,6 +151,12 @@ def is_overdue(row: dict[str, Any], now: datetime) -> bool:
     return row["status"] in TicketStatus.OPEN and row["deadline_at"] < now
 
 
+def ticket_flag(row: dict[str, Any], now: datetime) -> str:
+    """``"OVERDUE"``, ``"ESCALATED"``, both, or empty: what a row must shout about."""
+    on = (("OVERDUE", is_overdue(row, now)), ("ESCALATED", row["status"] == TicketStatus.ESCALATED))
+    return " ".join(name for name, flagged in on if flagged)
+
+
 def deadlines(rows: Iterable[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
     """Open tickets by deadline, soonest (or most overdue) first, with a countdown and flags."""
     out = []
@@ -159,7 +165,6 @@ def deadlines(rows: Iterable[dict[str, Any]], now: datetime) -> list[dict[str, A
             continue
         overdue = r["deadline_at"] < now
         escalated = r["status"] == TicketStatus.ESCALATED
-        flags = [name for name, on in (("OVERDUE", overdue), ("ESCALATED", escalated)) if on]
         out.append(
             {
                 "external_id": r["external_id"],
@@ -168,7 +173,7 @@ def deadlines(rows: Iterable[dict[str, Any]], now: datetime) -> list[dict[str, A
                 "legal_basis": r["legal_basis"],
                 "deadline_at": r["deadline_at"],
                 "time_left": countdown(r["deadline_at"], now),
-                "flag": " ".join(flags),
+                "flag": ticket_flag(r, now),
                 "overdue": overdue,
                 "escalated": escalated,
             }

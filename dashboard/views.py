@@ -37,14 +37,7 @@ def _ticket_frame(rows: list[dict[str, Any]], now) -> pd.DataFrame:
             {
                 "external id": r["external_id"],
                 "status": r["status"],
-                "flag": " ".join(
-                    f
-                    for f, on in (
-                        ("OVERDUE", queries.is_overdue(r, now)),
-                        ("ESCALATED", r["status"] == TicketStatus.ESCALATED),
-                    )
-                    if on
-                ),
+                "flag": queries.ticket_flag(r, now),
                 "kind": r["kind"],
                 "legal basis": r["legal_basis"],
                 "subject (pseudonym)": r["subject_pseudonym"],
@@ -269,7 +262,7 @@ def _ticket_detail(ledger: ui.Ledger, t: dict[str, Any], now) -> None:
     left = queries.countdown(t["deadline_at"], now)
     if t["status"] not in TicketStatus.OPEN:
         cols[1].metric("Time left", queries.DASH)
-    elif left.startswith("overdue by "):
+    elif queries.is_overdue(t, now):
         cols[1].metric("Overdue by", left.removeprefix("overdue by "))
     else:
         cols[1].metric("Time left", left.removesuffix(" left"))
