@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from unlearnrec.config import ModelConfig, TrainConfig, from_dict, to_dict
 from unlearnrec.evaluation import evaluate_ranking
 from unlearnrec.experiment import Splits, build_request, train_base
 from unlearnrec.forgetting import ForgettingConfig, ForgettingProbe, ModelForgetting, compare
+from unlearnrec.models import GraphRecommender
 from unlearnrec.training import EpochCallback, device_name
 from unlearnrec.unlearning import METHODS, ModelState
 
@@ -30,6 +32,9 @@ class BenchSettings:
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     forgetting: ForgettingConfig = field(default_factory=ForgettingConfig)
     seed: int = 0
+    # where to keep the models of the run (base checkpoint, encoder, each method's result), for
+    # inspecting or re-measuring them later; None keeps nothing
+    save_dir: str | None = None
 
 
 def _peak_mb(device: torch.device) -> float | None:
@@ -54,6 +59,20 @@ class _Prepared:
     methods: dict[str, tuple[Any, float, float | None]]  # name -> (method, prep s, prep peak)
 
 
+def _save(settings: BenchSettings, name: str, payload: Any) -> None:
+    """Keep one model of the run under ``settings.save_dir`` (a checkpoint or a state dict)."""
+    if settings.save_dir is None:
+        return
+    from unlearnrec.checkpoint import save_checkpoint, save_torch
+
+    path = Path(settings.save_dir) / f"{name}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(payload, GraphRecommender):
+        save_checkpoint(path, payload, train_config=to_dict(settings.train))
+    else:
+        save_torch(path, {k: v.detach().cpu() for k, v in payload.items()})
+
+
 def _prepare(
     splits: Splits,
     fit: np.ndarray,
@@ -61,12 +80,14 @@ def _prepare(
     device: torch.device,
     log: Callable[[str], None],
     on_epoch: EpochCallback | None,
+    label: str,
 ) -> _Prepared:
     log(f"training the base model on {len(fit)} edges")
     base, graph, base_result = train_base(
         splits, fit, settings.model, settings.train, device, on_epoch=on_epoch
     )
     base_peak = _peak_mb(device)
+    _save(settings, f"{label}-base", base)
     exclude_base = np.concatenate([graph.edges_numpy(), splits.valid])
     users, items = base.final_embeddings(graph)
     base_util = evaluate_ranking(users, items, splits.test, exclude_base, settings.train.topk)
@@ -77,6 +98,8 @@ def _prepare(
         _reset_peak(device)
         prep = method.prepare(state)
         methods[name] = (method, prep, _peak_mb(device))
+        if getattr(method, "encoder", None) is not None:
+            _save(settings, f"{label}-{name}-encoder", method.encoder.state_dict())
     return _Prepared(state, base_result, base_util, base_peak, methods)
 
 
@@ -87,6 +110,7 @@ def _measure(
     settings: BenchSettings,
     device: torch.device,
     log: Callable[[str], None],
+    request_label: str,
 ) -> dict[str, dict[str, Any]]:
     """Run every prepared method on ``request`` and measure forgetting against retrain."""
     k = settings.train.topk[0]
@@ -102,6 +126,7 @@ def _measure(
         log(f"{name}: unlearning {request.num_edges} edges")
         outcome = method.unlearn(prepared.state, request)
         peak = _peak_mb(device)
+        _save(settings, f"{request_label}-{name}", outcome.model)
         exclude = np.concatenate([outcome.graph.edges_numpy(), splits.valid])
         m = probe.measure(outcome.model, outcome.graph, splits.test, exclude, settings.forgetting)
         measured[name] = m
@@ -183,19 +208,24 @@ def iter_benches(
             request = build_request(spec, splits.fit, settings.seed, (clean, clean_graph), known)
             del clean, clean_graph
             fit = np.concatenate([splits.fit, request.edges])
-            prepared = _prepare(splits, fit, settings, device, log, on_epoch)
+            prepared = _prepare(splits, fit, settings, device, log, on_epoch, spec_label(spec))
         else:
             # the shared base's training and preparation count in the first result only
             if shared is None:
-                shared = _prepare(splits, splits.fit, settings, device, log, on_epoch)
+                shared = _prepare(splits, splits.fit, settings, device, log, on_epoch, "shared")
             prepared = shared
             request = build_request(spec, splits.fit, settings.seed)
         log(f"request {spec}: {request.kind}, {request.num_edges} edges")
-        results = _measure(prepared, request, splits, settings, device, log)
+        results = _measure(prepared, request, splits, settings, device, log, spec_label(spec))
         yield _result(splits, settings, spec, request, prepared, results, device) | {
             "wall_seconds": time.perf_counter() - started,
             "shared_base": not noise and len(requests) > 1,
         }
+
+
+def spec_label(spec: str) -> str:
+    """A request spec as a file-name part: ``users:60`` -> ``users-60``."""
+    return spec.replace(":", "-")
 
 
 def _result(
@@ -233,7 +263,11 @@ def _result(
 
 
 def settings_from_params(
-    params: Any, request: str, methods: tuple[str, ...], seed: int = 0
+    params: Any,
+    request: str,
+    methods: tuple[str, ...],
+    seed: int = 0,
+    save_dir: str | None = None,
 ) -> BenchSettings:
     """Bench settings from a ``config.Params`` (params.yaml)."""
     return BenchSettings(
@@ -244,6 +278,7 @@ def settings_from_params(
         method_params={"retrain": params.retrain, "unlearnrec": params.unlearnrec},
         forgetting=from_dict(ForgettingConfig, params.forgetting),
         seed=seed,
+        save_dir=save_dir,
     )
 
 

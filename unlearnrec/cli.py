@@ -206,7 +206,9 @@ def _json_path(template: str, spec: str, several: bool) -> str:
         if several:
             raise SystemExit("several --request need {request} in --json, e.g. out-{request}.json")
         return template
-    return template.replace("{request}", spec.replace(":", "-"))
+    from unlearnrec.bench import spec_label
+
+    return template.replace("{request}", spec_label(spec))
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -228,7 +230,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     )
     splits = make_splits(data, params.data.valid_fraction, params.data.seed)
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    settings = settings_from_params(params, requests[0], methods, seed=args.seed)
+    settings = settings_from_params(
+        params, requests[0], methods, seed=args.seed, save_dir=args.save_models
+    )
     on_epoch, bar = _progress("base model", params.train.max_epochs)
     command = " ".join(["unlearnrec", *sys.argv[1:]])
     with bar:
@@ -347,6 +351,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="write the result as JSON here; {request} in the path becomes the request "
         "(required with several --request)",
+    )
+    p.add_argument(
+        "--save-models",
+        default=None,
+        metavar="DIR",
+        help="keep the run's models here: the base checkpoint, the pre-trained encoder and "
+        "each method's result per request",
     )
     p.set_defaults(func=cmd_bench)
 

@@ -50,6 +50,8 @@ def test_bench_writes_the_documented_json(tmp_path, capsys):
             "unlearnrec.pretrain_requests=3",
             "--set",
             "model.embedding_dim=16",
+            "--save-models",
+            str(tmp_path / "models"),
         ]
     )
     assert code == 0
@@ -71,6 +73,23 @@ def test_bench_writes_the_documented_json(tmp_path, capsys):
     assert result["methods"]["retrain"]["recall_ratio"] == 1.0
     assert result["methods"]["unlearnrec"]["pretrain_seconds"] > 0
     assert "unlearnrec" in capsys.readouterr().out  # the table
+    # --save-models keeps the base, the encoder and each method's result, loadable as they ran
+    saved = sorted(p.name for p in (tmp_path / "models").iterdir())
+    assert saved == [
+        "random-0.02-retrain.pt",
+        "random-0.02-unlearnrec.pt",
+        "shared-base.pt",
+        "shared-unlearnrec-encoder.pt",
+    ]
+    import torch
+
+    from unlearnrec.checkpoint import load_checkpoint
+
+    encoder = torch.load(tmp_path / "models" / "shared-unlearnrec-encoder.pt", weights_only=True)
+    assert {"h0", "w_eta"} <= set(encoder)
+    unlearned = load_checkpoint(tmp_path / "models" / "random-0.02-unlearnrec.pt").model
+    base = load_checkpoint(tmp_path / "models" / "shared-base.pt").model
+    assert not torch.equal(unlearned.embedding, base.embedding)
 
 
 def test_bad_request_spec_and_missing_data_are_clear_errors(tmp_path, capsys):

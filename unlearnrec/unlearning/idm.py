@@ -35,7 +35,9 @@ def influence_dependency(
     definition) or, with ``graph_degrees`` (N,), by the training graph's degrees D: then Â_Δ is
     exactly the part of the backbone's normalised adjacency that the request takes away, and a
     node's correction scales with the share of its edges removed."""
-    edges = torch.as_tensor(np.asarray(removed), dtype=torch.long, device=device).reshape(-1, 2)
+    if not isinstance(removed, torch.Tensor):
+        removed = torch.as_tensor(np.asarray(removed))  # a CUDA tensor has no numpy view
+    edges = removed.to(device=device, dtype=torch.long).reshape(-1, 2)
     matrix = normalized_adjacency(edges, num_users, num_items, degrees=graph_degrees)
     touched = torch.zeros(num_users + num_items, dtype=torch.bool, device=device)
     touched[edges[:, 0]] = True
