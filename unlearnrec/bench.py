@@ -5,6 +5,7 @@ Kept free of pydantic / SQL / Prefect imports so that it runs on the bare GPU ma
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -143,6 +144,9 @@ def _measure(
             "peak_gpu_mb": peak,
             "details": outcome.details,
         }
+        if dataclasses.is_dataclass(getattr(method, "config", None)):
+            # every field as it ran, defaults included (params.yaml names only a few)
+            row["method_config"] = dataclasses.asdict(method.config)
         if prep:
             row["pretrain_seconds"] = prep
             row["pretrain_peak_gpu_mb"] = prep_peak

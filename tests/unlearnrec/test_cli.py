@@ -72,6 +72,9 @@ def test_bench_writes_the_documented_json(tmp_path, capsys):
         }
     assert result["methods"]["retrain"]["recall_ratio"] == 1.0
     assert result["methods"]["unlearnrec"]["pretrain_seconds"] > 0
+    # the record holds the method's whole config as it ran, defaults included
+    ran = result["methods"]["unlearnrec"]["method_config"]
+    assert ran["pretrain_requests"] == 3 and ran["finetune_unlearn_loss"] == "zscore"
     assert "unlearnrec" in capsys.readouterr().out  # the table
     # --save-models keeps the base, the encoder and each method's result, loadable as they ran
     saved = sorted(p.name for p in (tmp_path / "models").iterdir())
