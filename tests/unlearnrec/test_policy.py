@@ -30,10 +30,10 @@ def write(tmp_path: Path, doc, name: str = "policy.yaml") -> Path:
 def test_default_policy_loads_with_its_sha256():
     """The shipped policy loads via a str path; ``sha256`` is the hash of the file's bytes."""
     policy = load_policy("policies/gdpr-default.yaml" if Path("policies").is_dir() else DEFAULT)
-    assert policy.id == "gdpr-default" and policy.version == 1
+    assert policy.id == "gdpr-default" and policy.version == 2
     assert policy.sha256 == hashlib.sha256(DEFAULT.read_bytes()).hexdigest()
     assert len(policy.sha256) == 64
-    assert policy.describe() == {"id": "gdpr-default", "version": 1, "sha256": policy.sha256}
+    assert policy.describe() == {"id": "gdpr-default", "version": 2, "sha256": policy.sha256}
     assert policy.deadlines["GDPR"] == Deadline(months=1, max_extension_days=61)
     assert policy.deadlines["CCPA"] == Deadline(days=45, max_extension_days=45)
     assert policy.unlearning.method == "unlearnrec"
@@ -156,7 +156,7 @@ def test_deadline_for_unknown_regime_raises(basis):
     """An unknown regime raises PolicyError naming the policy and the regime."""
     policy = load_policy(DEFAULT)
     regime = basis.split("-", 1)[0].upper()
-    with pytest.raises(PolicyError, match=f"policy gdpr-default v1 has no deadline for '{regime}'"):
+    with pytest.raises(PolicyError, match=f"policy gdpr-default v2 has no deadline for '{regime}'"):
         policy.deadline_for(basis)
 
 

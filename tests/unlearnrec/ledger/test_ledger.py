@@ -140,7 +140,7 @@ def test_recorded_ticket_fields_and_received_event(engine, policy, pseudo):
     ticket, _ = record(engine, policy, pseudo, ticket_in(subject="alice@example.org"))
     stored = load_ticket(engine, ticket.id)
     assert stored.status == TicketStatus.RECEIVED
-    assert stored.policy_id == "gdpr-default" and stored.policy_version == 1
+    assert stored.policy_id == "gdpr-default" and stored.policy_version == 2
     assert stored.subject == "alice@example.org"
     assert stored.subject_pseudonym == pseudo("alice@example.org")
     assert stored.received_at == datetime(2024, 5, 2, 9, 30, tzinfo=UTC)
