@@ -55,7 +55,7 @@ class UnlearnRecConfig:
     negative_slope: float = 0.2  # LeakyReLU of the MLP
     reset_isolated: bool = True  # re-initialise nodes left without edges, as retrain has them
     # Loss weights
-    lambda_u: float = 0.15  # tuned on the synthetic set: matches retrain on random requests
+    lambda_u: float = 0.15  # pre-training's (the fine-tune has finetune_lambda_u)
     lambda_p: float = 0.02
     tau_p: float = 5.0
     lambda_c: float = 1e-3
@@ -87,9 +87,9 @@ class UnlearnRecConfig:
     #   validation split). Shift-invariant and bounded: it stops where retrain would leave the edge.
     finetune_unlearn_loss: str = "zscore"
     unlearn_items: int = 4096  # "zscore": items sampled per step for each user's mean and std
-    # λ_u of the fine-tune (None: lambda_u). "score" with a strong profile (λ_u 0.5 to 1, more
-    # steps, a higher lr) suits poisoned or injected edges, whose retrain target lies far below
-    # real interactions', without re-pre-training the encoder.
+    # λ_u of the fine-tune (None: lambda_u), sized for the z-score loss. "score" with a strong
+    # profile (λ_u 0.5 to 1, more steps, a higher lr) suits poisoned or injected edges, whose
+    # retrain target lies far below real interactions', without re-pre-training the encoder.
     finetune_lambda_u: float | None = 20.0
     # Sequential requests: re-pre-train the encoder on the new base after this many requests
     # (0: never). Offline work, reported apart from the unlearning seconds.
