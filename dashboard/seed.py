@@ -40,6 +40,7 @@ from unlearnrec.ledger import (
     TicketIn,
     TicketStatus,
     UnlearningRun,
+    add_with_event,
     append_event,
     init_db,
     make_engine,
@@ -328,14 +329,12 @@ def seed_ledger(
                 finished_at=now - timedelta(days=8 - 4 * n),
                 **fields,
             )
-            session.add(run)
-            session.flush()
-            append_event(
+            add_with_event(
                 session,
+                run,
                 actor=ACTOR,
                 action="run.started",
                 entity="run",
-                entity_id=run.id,
                 data={"tickets": ids, "method": run.method},
             )
             for e in members:

@@ -71,6 +71,14 @@ def normalized_adjacency(
         return coo.to_sparse_csr()
 
 
+def edge_tensor(pairs: np.ndarray | torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """(E, 2) user-item pairs as a long tensor on ``device``, from numpy or from a tensor on any
+    device (a CUDA tensor has no numpy view, so it is moved, not converted)."""
+    if isinstance(pairs, torch.Tensor):
+        return pairs.to(device=device, dtype=torch.long).reshape(-1, 2)
+    return torch.as_tensor(as_edges(pairs), dtype=torch.long, device=device)
+
+
 @dataclass(frozen=True)
 class Graph:
     """Training edges of a model and their normalised adjacency, on one device.

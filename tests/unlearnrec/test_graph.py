@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
-from unlearnrec.graph import Graph, normalized_adjacency, propagate
+from unlearnrec.graph import Graph, edge_tensor, normalized_adjacency, propagate
 from unlearnrec.models.lightgcn import lightgcn_propagate
 
 EDGES = np.array([[0, 0], [0, 2], [1, 1], [2, 0], [2, 1], [2, 2]])
@@ -57,3 +58,17 @@ def test_residual_graph_and_membership():
     got = g.contains(torch.tensor([0, 0, 3, 2]), torch.tensor([0, 1, 0, 2]))
     assert got.tolist() == [True, False, False, True]
     assert g.degrees().tolist() == [2, 1, 3, 0, 2, 2, 2]
+
+
+def test_edge_tensor_takes_numpy_lists_and_tensors_alike():
+    pairs = np.array([[0, 1], [2, 3]])
+    from_numpy = edge_tensor(pairs, "cpu")
+    assert from_numpy.dtype == torch.long and from_numpy.tolist() == [[0, 1], [2, 3]]
+    assert edge_tensor([[0, 1], [2, 3]], "cpu").tolist() == [[0, 1], [2, 3]]
+    assert edge_tensor(torch.tensor([0, 1, 2, 3], dtype=torch.int32), "cpu").tolist() == [
+        [0, 1],
+        [2, 3],
+    ]
+    assert edge_tensor(np.zeros((0, 2)), "cpu").shape == (0, 2)
+    with pytest.raises(ValueError, match=r"\(E, 2\)"):
+        edge_tensor(np.zeros((2, 3)), "cpu")

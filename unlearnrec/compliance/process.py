@@ -41,6 +41,7 @@ from unlearnrec.ledger import (
     Ticket,
     TicketStatus,
     UnlearningRun,
+    add_with_event,
     append_event,
     session_scope,
     transition,
@@ -260,14 +261,12 @@ def open_run(platform: Platform, ticket_ids: list[int], *, device: str) -> int:
                 dataset_before_id=ds.id,
                 model_before_id=model.id,
             )
-            session.add(run)
-            session.flush()
-            append_event(
+            add_with_event(
                 session,
+                run,
                 actor=platform.actor,
                 action="run.started",
                 entity="run",
-                entity_id=run.id,
                 data={"tickets": list(ticket_ids), "method": run.method},
             )
         elif run.status == "failed":

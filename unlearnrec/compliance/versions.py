@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 from unlearnrec.compliance.dataset import DatasetFiles
 from unlearnrec.compliance.platform import Platform
 from unlearnrec.files import sha256_file
-from unlearnrec.ledger import DatasetVersion, ModelVersion, append_event
+from unlearnrec.ledger import DatasetVersion, ModelVersion, add_with_event
 
 PRODUCTION_KINDS = ("base", "unlearned", "retrain")
 
@@ -84,33 +84,28 @@ def add_dataset_version(
 
 def record_dataset_version(session: Session, actor: str, version: DatasetVersion) -> DatasetVersion:
     """Add ``version`` to the ledger with its ``dataset.version`` audit event."""
-    session.add(version)
-    session.flush()
-    append_event(
+    return add_with_event(
         session,
+        version,
         actor=actor,
         action="dataset.version",
         entity="dataset",
-        entity_id=version.id,
         data={
             "dvc_md5": version.dvc_md5,
             "parent_id": version.parent_id,
             "interactions": version.num_interactions,
         },
     )
-    return version
 
 
 def record_model_version(session: Session, actor: str, version: ModelVersion) -> ModelVersion:
     """Add ``version`` to the ledger with its ``model.version`` audit event."""
-    session.add(version)
-    session.flush()
-    append_event(
+    return add_with_event(
         session,
+        version,
         actor=actor,
         action="model.version",
         entity="model",
-        entity_id=version.id,
         data={
             "kind": version.kind,
             "sha256": version.sha256,
@@ -118,7 +113,6 @@ def record_model_version(session: Session, actor: str, version: ModelVersion) ->
             "dataset_version_id": version.dataset_version_id,
         },
     )
-    return version
 
 
 def add_model_version(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from unlearnrec.ledger.audit import (
     Anchor,
     ChainCheck,
+    add_with_event,
     append_event,
     certificate_anchors,
     parse_anchor,
@@ -46,6 +47,7 @@ __all__ = [
     "TicketStatus",
     "TransitionError",
     "UnlearningRun",
+    "add_with_event",
     "append_event",
     "certificate_anchors",
     "extend_deadline",

@@ -70,6 +70,17 @@ def append_event(
     return ev
 
 
+def add_with_event(
+    session: Session, row: Any, *, actor: str, action: str, entity: str, data: dict[str, Any]
+) -> Any:
+    """Add a new ledger ``row`` and the audit event announcing it, which names the row's id
+    (hence the flush first); both land with the caller's transaction or not at all."""
+    session.add(row)
+    session.flush()
+    append_event(session, actor=actor, action=action, entity=entity, entity_id=row.id, data=data)
+    return row
+
+
 @dataclass(frozen=True)
 class ChainCheck:
     ok: bool

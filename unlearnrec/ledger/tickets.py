@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from unlearnrec.ledger.audit import append_event
+from unlearnrec.ledger.audit import add_with_event, append_event
 from unlearnrec.ledger.models import Ticket, TicketStatus, utcnow
 from unlearnrec.policy import Policy
 
@@ -84,14 +84,12 @@ def record_ticket(
         policy_id=policy.id,
         policy_version=policy.version,
     )
-    session.add(ticket)
-    session.flush()
-    append_event(
+    add_with_event(
         session,
+        ticket,
         actor=actor,
         action="ticket.received",
         entity="ticket",
-        entity_id=ticket.id,
         data={
             "external_id": ticket.external_id,
             "kind": ticket.kind,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from unlearnrec.graph import normalized_adjacency
+from unlearnrec.graph import edge_tensor, normalized_adjacency
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,7 @@ def influence_dependency(
     definition) or, with ``graph_degrees`` (N,), by the training graph's degrees D: then Â_Δ is
     exactly the part of the backbone's normalised adjacency that the request takes away, and a
     node's correction scales with the share of its edges removed."""
-    if not isinstance(removed, torch.Tensor):
-        removed = torch.as_tensor(np.asarray(removed))  # a CUDA tensor has no numpy view
-    edges = removed.to(device=device, dtype=torch.long).reshape(-1, 2)
+    edges = edge_tensor(removed, device)
     matrix = normalized_adjacency(edges, num_users, num_items, degrees=graph_degrees)
     touched = torch.zeros(num_users + num_items, dtype=torch.bool, device=device)
     touched[edges[:, 0]] = True

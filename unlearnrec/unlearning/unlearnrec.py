@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from unlearnrec.config import TrainConfig, from_dict
-from unlearnrec.graph import Graph
+from unlearnrec.graph import Graph, edge_tensor
 from unlearnrec.models import GraphRecommender
 from unlearnrec.training import make_generator, model_loss, sample_negatives
 from unlearnrec.unlearning.base import ModelState, Stopwatch, UnlearnOutcome
@@ -186,9 +186,7 @@ def zscore_targets(
     q-th quantile goes to the held-out pairs' q-th quantile). Retrain turns forgotten edges into
     non-members as a whole distribution; a shift of each pair keeps its place within it."""
     device = final.device
-    if not isinstance(heldout, torch.Tensor):
-        heldout = torch.as_tensor(np.asarray(heldout))  # a CUDA tensor has no numpy view
-    heldout = heldout.to(device=device, dtype=torch.long).reshape(-1, 2)
+    heldout = edge_tensor(heldout, device)
     if len(heldout) == 0:
         raise ValueError("finetune_unlearn_loss='zscore' needs held-out pairs")
     columns = torch.arange(final.shape[0] - num_users, device=device)
