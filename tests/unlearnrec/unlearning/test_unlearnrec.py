@@ -167,7 +167,8 @@ def test_zscore_targets_map_member_quantiles_onto_heldout_quantiles():
     heldout, members = pairs[order[:1500]], pairs[order[1500:]]  # members sit above held-out
     removed = members[::7]
     targets = zscore_targets(final, num_users, removed, members, heldout.numpy(), gen)
-    z_removed = _user_zscores(final, removed[:, 0], removed[:, 1], num_users, torch.arange(400))
+    columns = torch.arange(num_items)
+    z_removed = _user_zscores(final, removed[:, 0], removed[:, 1], num_users, columns)
     z_members = z[order[1500:]]
     z_heldout = z[order[:1500]]
     assert (targets < z_removed).all()  # every removed pair goes down
