@@ -5,7 +5,10 @@ on the bench's request (seed 0) and a tuning request (seed 1). One JSON line per
     PYTHONPATH=. python3 docs/bench/finetune_sweep.py .benchdata/gowalla OUT.jsonl
 
 (.benchdata/gowalla: a copy of ../shared/data/gowalla, for a machine that does not see ../shared.)
-The "touched rows" rows of the table came from a code change tried once and not kept.
+The H100 records (docs/bench/h100-gowalla-finetune-sweep.jsonl) came from an earlier ad-hoc
+form of this script, with the same steps, its grid split over two GPU calls; the "touched rows"
+rows came from a code change tried once and not kept. This form was run as it stands on ML-100K
+on the CPU (docs/bench/ml100k-finetune-sweep-cpu.jsonl).
 """
 
 from __future__ import annotations
