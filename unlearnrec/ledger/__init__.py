@@ -25,6 +25,7 @@ from unlearnrec.ledger.models import (
     utcnow,
 )
 from unlearnrec.ledger.tickets import (
+    StaleTicketError,
     TicketIn,
     TransitionError,
     extend_deadline,
@@ -42,6 +43,7 @@ __all__ = [
     "DatasetVersion",
     "LedgerUnavailable",
     "ModelVersion",
+    "StaleTicketError",
     "Ticket",
     "TicketIn",
     "TicketStatus",

@@ -44,6 +44,7 @@ class TicketStatus:
         ESCALATED,
     )
     OPEN = (RECEIVED, VALIDATED, SCHEDULED, UNLEARNED, VERIFIED, FAILED, ESCALATED)
+    CLOSED = (CERTIFIED, REJECTED)  # terminal: no move out, no change (``tickets.ensure_open``)
     TRANSITIONS: ClassVar[dict[str, frozenset[str]]] = {
         RECEIVED: frozenset({VALIDATED, REJECTED}),
         VALIDATED: frozenset({SCHEDULED, REJECTED, ESCALATED}),

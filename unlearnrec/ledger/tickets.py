@@ -1,5 +1,14 @@
 """Ticket operations on the ledger: record (idempotent by external id), move through the status
-machine (each move writes an audit event in the same transaction), extend deadlines, query."""
+machine (each move writes an audit event in the same transaction), extend deadlines, query.
+
+This module is the one place where a ticket's status changes. A move is checked twice: against
+``TicketStatus.TRANSITIONS`` from the status the caller last saw, and in the database by a
+compare-and-set ``UPDATE ticket SET status = :to WHERE id = :id AND status = :from`` inside the
+caller's transaction. A concurrent run that already moved the ticket makes the update match no
+row: the move raises :class:`StaleTicketError` and nothing is written, so a certified ticket can
+never be sent back along the path by a run holding an old copy of it. The update also takes the
+row's write lock (PostgreSQL: the row; SQLite: the database) until the transaction ends.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from unlearnrec.ledger.audit import add_with_event, append_event
@@ -15,7 +25,11 @@ from unlearnrec.policy import Policy
 
 
 class TransitionError(ValueError):
-    pass
+    """A move the status machine does not allow (or a change to a closed ticket)."""
+
+
+class StaleTicketError(TransitionError):
+    """The ticket is no longer in the status the caller saw: another run moved it first."""
 
 
 @dataclass(frozen=True)
@@ -116,20 +130,39 @@ def transition(
     reason: str | None = None,
     data: dict | None = None,
 ) -> Ticket:
-    """Move ``ticket`` to ``status`` if the machine allows it, with an audit event."""
-    allowed = TicketStatus.TRANSITIONS.get(ticket.status, frozenset())
-    if status not in allowed:
-        raise TransitionError(
-            f"ticket {ticket.external_id}: cannot go from {ticket.status} to {status}"
-        )
+    """Move ``ticket`` to ``status`` if the machine allows it, with an audit event.
+
+    The move is a compare-and-set on the status ``ticket`` holds: if the stored ticket has moved
+    on meanwhile (another run), :class:`StaleTicketError` is raised, ``ticket`` is refreshed to
+    the stored row, and neither the status nor an event is written.
+    """
     before = ticket.status
-    ticket.status = status
-    ticket.updated_at = utcnow()
+    allowed = TicketStatus.TRANSITIONS.get(before, frozenset())
+    if status not in allowed:
+        raise TransitionError(f"ticket {ticket.external_id}: cannot go from {before} to {status}")
+    now = utcnow()
+    values: dict = {"status": status, "updated_at": now}
     if reason is not None:
-        ticket.reason = reason
-    if status in (TicketStatus.CERTIFIED, TicketStatus.REJECTED):
-        ticket.subject = None  # storage limitation: the pseudonym is enough from here on
-    session.add(ticket)
+        values["reason"] = reason
+    if status in TicketStatus.CLOSED:
+        values["subject"] = None  # storage limitation: the pseudonym is enough from here on
+    session.flush()  # the caller's pending changes first, so the update below sees them
+    result = session.connection().execute(
+        update(Ticket)
+        .where(col(Ticket.id) == ticket.id, col(Ticket.status) == before)
+        .values(**values)
+    )
+    if result.rowcount != 1:
+        session.refresh(ticket)
+        raise StaleTicketError(
+            f"ticket {ticket.external_id}: expected {before} but it is {ticket.status} now "
+            f"(moved by another run); not moving it to {status}"
+        )
+    # Mirror the stored values on the object without marking it dirty (already written).
+    from sqlalchemy.orm.attributes import set_committed_value
+
+    for key, value in values.items():
+        set_committed_value(ticket, key, value)
     append_event(
         session,
         actor=actor,
@@ -141,10 +174,19 @@ def transition(
     return ticket
 
 
+def ensure_open(ticket: Ticket, action: str) -> None:
+    """Closed tickets (certified, rejected) are immutable: refuse ``action`` on one."""
+    if ticket.status in TicketStatus.CLOSED:
+        raise TransitionError(
+            f"ticket {ticket.external_id} is {ticket.status}: a closed ticket cannot be {action}"
+        )
+
+
 def extend_deadline(
     session: Session, ticket: Ticket, days: int, reason: str, *, policy: Policy, actor: str
 ) -> Ticket:
     """Extend a ticket's deadline within what its regime allows; the reason is mandatory."""
+    ensure_open(ticket, "extended")
     if not reason.strip():
         raise ValueError("a deadline extension needs a reason")
     rule = policy.deadline_for(ticket.legal_basis)
@@ -154,11 +196,28 @@ def extend_deadline(
             f"extension of {days} days refused: at most {rule.max_extension_days} days in total "
             f"under {ticket.legal_basis.split('-')[0]} (already {ticket.extension_days})"
         )
-    ticket.extension_days = total
-    ticket.extension_reason = reason
-    ticket.deadline_at = rule.due(ticket.received_at, total)
-    ticket.updated_at = utcnow()
-    session.add(ticket)
+    deadline = rule.due(ticket.received_at, total)
+    session.flush()
+    # Compare-and-set: only an open ticket with the extension this caller saw is changed.
+    result = session.connection().execute(
+        update(Ticket)
+        .where(
+            col(Ticket.id) == ticket.id,
+            col(Ticket.status).in_(TicketStatus.OPEN),
+            col(Ticket.extension_days) == ticket.extension_days,
+        )
+        .values(
+            extension_days=total,
+            extension_reason=reason,
+            deadline_at=deadline,
+            updated_at=utcnow(),
+        )
+    )
+    if result.rowcount != 1:
+        session.refresh(ticket)
+        ensure_open(ticket, "extended")
+        raise StaleTicketError(f"ticket {ticket.external_id} was changed meanwhile; try again")
+    session.refresh(ticket)
     append_event(
         session,
         actor=actor,
