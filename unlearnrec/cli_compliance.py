@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -19,14 +20,17 @@ def _platform(args: argparse.Namespace, actor: str):
 
 def cmd_tickets_submit(args: argparse.Namespace) -> int:
     from unlearnrec.compliance.ingest import submit_file
+    from unlearnrec.intake import file_label
     from unlearnrec.ledger import utcnow
 
     path = Path(args.file)
-    if not path.is_file():
-        raise SystemExit(f"error: {path} is not a file")
+    label = file_label(path.name)  # printable whatever the name holds
+    if not os.path.lexists(path):
+        raise SystemExit(f"error: {label} not found")
+    # A link, a folder or a special file is refused by intake with its reason (and an event).
     summary = submit_file(_platform(args, "cli"), path, now=utcnow(), actor="cli")
     out = {
-        "file": path.name,
+        "file": label,
         "new": summary.created,
         "resubmitted": summary.resubmitted,
         "rejected_at_intake": summary.rejected_at_intake,
@@ -35,7 +39,7 @@ def cmd_tickets_submit(args: argparse.Namespace) -> int:
     print(
         json.dumps(out, indent=2)
         if args.json
-        else f"{path.name}: {summary.created} new, {summary.resubmitted} already known, "
+        else f"{label}: {summary.created} new, {summary.resubmitted} already known, "
         f"{summary.rejected_at_intake} rejected at intake"
         + (f"; REFUSED: {out['refused']}" if out["refused"] else "")
     )
