@@ -16,6 +16,33 @@ from unlearnrec.certificates import canonical_json, read_certificate
 from unlearnrec.ledger.models import AuditEvent, utcnow
 
 GENESIS = "0" * 64
+# The trail is permanent: no value in it may grow with the input. Callers put codes, ids,
+# hashes and pseudonyms in ``data``; a longer string (a reason built from many problems) is cut.
+MAX_TEXT = 500
+MAX_ITEMS = 1000
+
+
+def bounded(value: Any) -> Any:
+    """``value`` with every string cut to ``MAX_TEXT`` characters and every list or mapping to
+    ``MAX_ITEMS`` entries (the cut says how much it dropped), recursively."""
+    if isinstance(value, str):
+        return (
+            value
+            if len(value) <= MAX_TEXT
+            else f"{value[: MAX_TEXT - 30]}… (+{len(value) - MAX_TEXT + 30} chars)"
+        )
+    if isinstance(value, dict):
+        items = list(value.items())
+        out = {str(k)[:MAX_TEXT]: bounded(v) for k, v in items[:MAX_ITEMS]}
+        if len(items) > MAX_ITEMS:
+            out["…"] = f"{len(items) - MAX_ITEMS} more entries"
+        return out
+    if isinstance(value, list | tuple):
+        out_list = [bounded(v) for v in value[:MAX_ITEMS]]
+        if len(value) > MAX_ITEMS:
+            out_list.append(f"… {len(value) - MAX_ITEMS} more")
+        return out_list
+    return value
 
 
 class AuditTamperError(RuntimeError):
@@ -51,16 +78,16 @@ def append_event(
 ) -> AuditEvent:
     """Add the next event of the chain to ``session`` (flushed, committed with the caller's
     transaction, so a status change and its event land together or not at all). ``data`` must
-    hold no personal data: ids, pseudonyms, hashes, counts."""
+    hold no personal data: ids, pseudonyms, hashes, counts; it is ``bounded``."""
     prev = last_event(session)
     ev = AuditEvent(
         position=(prev.position + 1) if prev else 1,
         at=utcnow(),
-        actor=actor,
-        action=action,
-        entity=entity,
-        entity_id=str(entity_id),
-        data=data or {},
+        actor=actor[:80],
+        action=action[:60],
+        entity=entity[:40],
+        entity_id=str(entity_id)[:80],
+        data=bounded(data or {}),
         prev_hash=prev.hash if prev else GENESIS,
         hash="",
     )
