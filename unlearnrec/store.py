@@ -14,6 +14,7 @@ running interpreter (``python -m dvc``), quietly and without analytics.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -67,8 +68,21 @@ class DvcStore:
             self._dvc("config", "core.analytics", "false")
             self._dvc("remote", "add", "-d", "store", self.remote_url)
         (self.root / "versions").mkdir(exist_ok=True)
+        self._make_private()
         self._recover()
         return self
+
+    def _make_private(self) -> None:
+        """The store and a local remote hold every dataset version (personal data): 0700, so
+        nobody else can reach their files (DVC's cache files are 0444 inside)."""
+        folders = [self.root]
+        if "://" not in self.remote_url:
+            remote = Path(self.remote_url)
+            remote.mkdir(mode=0o700, parents=True, exist_ok=True)
+            folders.append(remote)
+        for folder in folders:
+            with contextlib.suppress(PermissionError):
+                os.chmod(folder, 0o700)
 
     def _recover(self) -> None:
         """Finish or undo a swap a crash interrupted (see ``_swap_in``)."""

@@ -3,6 +3,8 @@ production) through ``UNLEARNREC_DB_URL``."""
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +31,28 @@ def _sqlite_pragmas(engine: Engine, read_only: bool) -> None:
         cur.close()
 
 
+def _private_sqlite_file(path: Path) -> None:
+    """Create the SQLite file 0600 before SQLite does (it would use the umask, 0644 typically),
+    and tighten an existing one: open tickets hold raw subject ids. SQLite gives its ``-wal``
+    and ``-shm`` files the database file's permissions."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
+            os.fchmod(fd, 0o600)
+    except PermissionError:  # another user's file: leave it, SQLite will say what it can do
+        pass
+    finally:
+        os.close(fd)
+    for extra in ("-wal", "-shm"):
+        side = path.with_name(path.name + extra)
+        try:
+            if stat.S_IMODE(side.stat().st_mode) & 0o077:
+                os.chmod(side, 0o600)
+        except (FileNotFoundError, PermissionError):
+            pass
+
+
 def safe_url(url: str) -> str:
     """The URL with any password masked, for messages and logs."""
     return make_url(url).render_as_string(hide_password=True)
@@ -49,7 +73,7 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
             )
         else:
             if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+                _private_sqlite_file(Path(database))
             engine = create_engine(url, connect_args={"check_same_thread": False})
         _sqlite_pragmas(engine, read_only)
         return engine
