@@ -206,3 +206,14 @@ class AuditEvent(SQLModel, table=True):
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     prev_hash: str = Field(max_length=80)
     hash: str = Field(max_length=80, unique=True)
+
+
+class Lease(SQLModel, table=True):
+    """A named, expiring claim on a piece of work (the processing pass, one run's batch), held by
+    one process at a time; see ``ledger/leases.py``. Times are POSIX seconds (plain numbers
+    compare the same way on every backend)."""
+
+    name: str = Field(primary_key=True, max_length=120)
+    owner: str = Field(max_length=200)  # host:pid:token of the holder
+    acquired_at: float = 0.0
+    expires_at: float = Field(default=0.0, index=True)
