@@ -162,8 +162,62 @@ def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
     return loaded
 
 
+PublicOrPrivate = Ed25519PrivateKey | Ed25519PublicKey
+
+
 def _as_public(key: Ed25519PrivateKey | Ed25519PublicKey) -> Ed25519PublicKey:
     return key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+
+
+def raw_public_key_hex(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
+    """The raw 32-byte public key as hex: what the ledger records to pin a key."""
+    return (
+        _as_public(key)
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        .hex()
+    )
+
+
+def load_signing_key_if_present(path: Path) -> Ed25519PrivateKey | None:
+    """The signing key at ``path`` if this process can read it; None if it is absent or not
+    readable (a verifier on another machine, another user). Never creates one."""
+    path = Path(path)
+    try:
+        if not path.is_file():
+            return None
+        return load_or_create_signing_key(path)
+    except PermissionError as exc:
+        if isinstance(exc, KeyPermissionError):
+            raise
+        return None
+
+
+def check_public_key(
+    public_key: Ed25519PublicKey,
+    recorded: dict[str, str],
+    signing_key: Ed25519PrivateKey | None = None,
+) -> list[str]:
+    """Problems with trusting ``public_key``: it must be a key the ledger ``recorded`` (key id
+    -> raw public key hex, as ``unlearnrec.ledger.keys.recorded_keys`` returns), and, where the
+    platform's ``signing_key`` is at hand, its public half. A swapped public key file fails
+    both; the key id alone is not enough (16 hex digits of a hash), so the raw key is compared
+    where the ledger holds it."""
+    kid = key_id(public_key)
+    problems: list[str] = []
+    if not recorded:
+        problems.append(f"the ledger records no signing key, so public key {kid} cannot be trusted")
+    elif kid not in recorded:
+        problems.append(
+            f"public key {kid} is not a signing key the ledger recorded "
+            f"({', '.join(sorted(recorded))}): the public key file was replaced"
+        )
+    elif recorded[kid] and recorded[kid] != raw_public_key_hex(public_key):
+        problems.append(f"public key {kid} differs from the key the ledger recorded under that id")
+    if signing_key is not None and key_id(signing_key) != kid:
+        problems.append(
+            f"public key {kid} does not match the platform's signing key {key_id(signing_key)}"
+        )
+    return problems
 
 
 def public_key_pem(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:

@@ -63,7 +63,8 @@ def cmd_tickets_list(args: argparse.Namespace) -> int:
         print(
             f"{r['id']:>4} {r['external_id'][:14]:<14} {r['kind'][:19]:<19} "
             f"{r['status']:<10} {r['deadline_at'][:10]:<11} {r['days_left']:>5}  "
-            f"{(r['reason'] or '')[:70]}"
+            + ("OVERDUE " if r["overdue"] else "")
+            + f"{(r['reason'] or '')[:70]}"
         )
     return 0
 
@@ -100,6 +101,46 @@ def cmd_certificate_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ledger_checks(settings, cert: dict, public_key, *, default_key: bool) -> list[str] | None:
+    """What the ledger says about ``cert`` and ``public_key`` (None: no ledger to ask). The key
+    must be one the ledger recorded and, when it is the platform's own public key file, the
+    public half of the signing key where that is readable; the certificate must be the one the
+    ledger recorded under its id."""
+    from sqlalchemy.exc import OperationalError
+    from sqlmodel import select
+
+    from unlearnrec import certificates as certs
+    from unlearnrec.ledger import Certificate, LedgerUnavailable, make_engine, session_scope
+    from unlearnrec.ledger.keys import recorded_keys
+
+    try:
+        engine = make_engine(settings.database_url, read_only=True)
+        with session_scope(engine) as session:
+            recorded = recorded_keys(session)
+            cid = str(cert.get("certificate_id"))
+            row = session.exec(select(Certificate).where(Certificate.certificate_id == cid)).first()
+    except (LedgerUnavailable, OperationalError):
+        return None
+    problems: list[str] = []
+    signing = None
+    if default_key:
+        try:
+            signing = certs.load_signing_key_if_present(settings.signing_key)
+        except (OSError, ValueError) as exc:
+            problems.append(f"signing key: {exc}")
+    problems += certs.check_public_key(public_key, recorded, signing)
+    if row is None:
+        problems.append(f"certificate {cid[:80]} is not recorded in the ledger (not issued by it)")
+    else:
+        try:
+            digest = certs.certificate_digest(cert)
+        except (TypeError, ValueError):
+            digest = ""
+        if digest != row.digest:
+            problems.append(f"certificate {cid} differs from the one the ledger recorded")
+    return problems
+
+
 def cmd_certificate_verify(args: argparse.Namespace) -> int:
     from unlearnrec import certificates as certs
     from unlearnrec.settings import get_settings
@@ -110,45 +151,85 @@ def cmd_certificate_verify(args: argparse.Namespace) -> int:
         raise SystemExit(f"error: public key {key_path} not found (give --public-key)")
     try:
         cert = certs.read_certificate(Path(args.file), strict=True)
+        public_key = certs.load_public_key(key_path)
     except (OSError, ValueError) as exc:
         print(f"INVALID: {exc}")
         return 1
     result = certs.verify_certificate(
         cert,
-        certs.load_public_key(key_path),
+        public_key,
         artifacts_root=Path(args.artifacts_root) if args.artifacts_root else None,
     )
-    if result.ok:
+    problems = list(result.problems)
+    ledger = (
+        None
+        if args.no_ledger
+        else _ledger_checks(settings, cert, public_key, default_key=not args.public_key)
+    )
+    if ledger is not None:
+        problems += ledger
+    if not problems:
         print(
             f"OK: {args.file} is signed by key {result.key_id} and unaltered "
             f"(digest {result.digest})"
+            + (
+                "; the key and the certificate are the ones the ledger recorded"
+                if ledger is not None
+                else ""
+            )
         )
+        if ledger is None and not args.no_ledger:
+            print(f"note: no ledger at {settings.database_url}: the key was not checked against it")
         return 0
     print(f"INVALID: {args.file}")
-    for problem in result.problems:
+    for problem in problems:
         print(f"  - {problem}")
     return 1
 
 
+def cmd_certificate_register_key(args: argparse.Namespace) -> int:
+    from unlearnrec import certificates as certs
+    from unlearnrec.ledger import session_scope
+    from unlearnrec.ledger.keys import register_key
+
+    platform = _platform(args, "cli")
+    key = platform.signing_key
+    with session_scope(platform.engine) as session:
+        added = register_key(session, key, actor="cli")
+    kid = certs.export_public_key(key, platform.settings.public_key)
+    print(
+        f"signing key {kid} "
+        + ("registered in the ledger" if added else "was registered already")
+        + f"; public key written to {platform.settings.public_key}"
+    )
+    return 0
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from unlearnrec.ledger import parse_anchor, session_scope, verify_with_certificates
+    from unlearnrec.ledger.keys import verify_keys
 
     try:
         heads = [parse_anchor(h) for h in args.head or []]
     except ValueError as exc:
         raise SystemExit(str(exc)) from exc
     platform = _platform(args, "cli")
+    settings = platform.settings
     with session_scope(platform.engine) as session:
-        check = verify_with_certificates(session, platform.settings.certificates, heads)
-    if check.ok:
+        check = verify_with_certificates(session, settings.certificates, heads)
+        key_problems = verify_keys(
+            session, settings.certificates, settings.public_key, settings.signing_key
+        )
+    problems = [*check.problems, *key_problems]
+    if not problems:
         print(
             f"OK: {check.events} audit events, hash chain intact; "
             f"{check.anchors - len(heads)} certificate anchor(s) and {len(heads)} exported "
-            "head(s) found in it"
+            "head(s) found in it; keys and certificate files match the ledger"
         )
         return 0
-    print("BROKEN audit chain:")
-    for p in check.problems:
+    print("BROKEN audit chain:" if not check.ok else "BROKEN: the chain is intact, but:")
+    for p in problems:
         print(f"  - {p}")
     return 1
 
@@ -173,9 +254,13 @@ def cmd_flows_run(args: argparse.Namespace) -> int:
 
         ingest(IngestParams(**common))
     elif args.flow == "process":
-        from flows.process_deletions import ProcessParams, process_deletions
+        from flows.process_deletions import BatchFailed, ProcessParams, process_deletions
 
-        process_deletions(ProcessParams(**common, force=args.force))
+        try:
+            process_deletions(ProcessParams(**common, force=args.force, wait_seconds=args.wait))
+        except BatchFailed as exc:
+            print(f"FAILED: {exc}", file=sys.stderr)
+            return 1
     else:
         from flows.retrain_reference import ReferenceParams, retrain_reference
 
@@ -220,8 +305,19 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file")
     p.add_argument("--public-key", default=None, help="PEM file (default: the platform's)")
     p.add_argument("--artifacts-root", default=None, help="also check listed artifact hashes")
+    p.add_argument(
+        "--no-ledger",
+        action="store_true",
+        help="check the file and key only (a verifier without the ledger)",
+    )
     home(p)
     p.set_defaults(func=cmd_certificate_verify)
+    p = csub.add_parser(
+        "register-key",
+        help="pin the current signing key in the ledger (key rotation, docs/workflow.md)",
+    )
+    home(p)
+    p.set_defaults(func=cmd_certificate_register_key)
 
     audit = sub.add_parser("audit", help="check the ledger's audit trail")
     asub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
@@ -246,6 +342,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = fsub.add_parser("run", help="run ingest, process or reference now")
     p.add_argument("flow", choices=["ingest", "process", "reference"])
     p.add_argument("--force", action="store_true", help="process: don't wait for the window")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="process: wait this long for a pass already running (default: skip at once)",
+    )
     p.add_argument("--device", default="auto")
     home(p)
     p.set_defaults(func=cmd_flows_run)

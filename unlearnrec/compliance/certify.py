@@ -18,6 +18,7 @@ from unlearnrec.ledger import (
     append_event,
     utcnow,
 )
+from unlearnrec.ledger.keys import require_registered
 
 
 def certificate_id(run: UnlearningRun, ticket: Ticket, status: str) -> str:
@@ -113,6 +114,9 @@ def issue(
     existing = session.exec(select(Certificate).where(Certificate.certificate_id == cid)).first()
     if existing is not None:
         return existing
+    # The key must be one the ledger pinned (the first key is pinned on first use), so a
+    # verifier can tell a certificate of ours from one signed with a swapped-in key.
+    require_registered(session, platform.signing_key, actor=platform.actor)
     # The audit event that announces the certificate fixes its position in the chain.
     ev = append_event(
         session,

@@ -1,0 +1,159 @@
+"""Signing keys pinned in the ledger: each key that signs certificates is recorded once, by a
+``key.registered`` audit event holding its id and raw public key, before its first signature.
+
+A verifier then trusts a public key only if the ledger recorded it (and, where the private key
+is at hand, only if it is that key's public half): replacing ``public_key.pem`` with another key
+and signing a forged certificate with it no longer verifies. The first key is registered on first
+use; a later, different key is refused for signing until an operator registers it
+(``unlearnrec certificate register-key``, see docs/workflow.md, "Key rotation").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlmodel import Session, select
+
+from unlearnrec import certificates as certs
+from unlearnrec.ledger.audit import append_event
+from unlearnrec.ledger.models import AuditEvent, Certificate
+
+ACTION = "key.registered"
+
+
+class KeyNotRegisteredError(RuntimeError):
+    """The signing key in use is not one the ledger recorded."""
+
+
+def _registered(session: Session) -> dict[str, str]:
+    query = select(AuditEvent).where(AuditEvent.action == ACTION).order_by(AuditEvent.position)
+    return {ev.entity_id: str(ev.data.get("public_key", "")) for ev in session.exec(query)}
+
+
+def recorded_keys(session: Session) -> dict[str, str]:
+    """key id -> raw public key (hex) of every signing key the ledger recorded. A ledger from
+    before key registration has none: the key ids its certificate rows name are used (with an
+    empty public key: only the id can be compared)."""
+    keys = _registered(session)
+    if not keys:
+        for kid in session.exec(select(Certificate.key_id).distinct()):
+            keys[kid] = ""
+    return keys
+
+
+def register_key(session: Session, key: certs.PublicOrPrivate, *, actor: str) -> bool:
+    """Record ``key`` (its public half) in the ledger; False if it was recorded already."""
+    kid = certs.key_id(key)
+    if kid in _registered(session):
+        return False
+    append_event(
+        session,
+        actor=actor,
+        action=ACTION,
+        entity="key",
+        entity_id=kid,
+        data={"key_id": kid, "public_key": certs.raw_public_key_hex(key), "algorithm": "Ed25519"},
+    )
+    return True
+
+
+def require_registered(session: Session, key: certs.PublicOrPrivate, *, actor: str) -> str:
+    """Before signing with ``key``: register it if the ledger records no key yet (first use),
+    refuse it if the ledger records other keys only. Returns its key id."""
+    kid = certs.key_id(key)
+    recorded = recorded_keys(session)
+    if kid in recorded:
+        if not recorded[kid]:  # known from certificate rows only: record the public key too
+            register_key(session, key, actor=actor)
+        return kid
+    if recorded:
+        raise KeyNotRegisteredError(
+            f"signing key {kid} is not registered in the ledger (registered: "
+            f"{', '.join(sorted(recorded))}); if this is a planned rotation, run "
+            "`unlearnrec certificate register-key`, otherwise treat the key as compromised"
+        )
+    register_key(session, key, actor=actor)
+    return kid
+
+
+def _public_from_hex(raw: str) -> Ed25519PublicKey | None:
+    try:
+        return Ed25519PublicKey.from_public_bytes(bytes.fromhex(raw))
+    except ValueError:
+        return None
+
+
+def verify_keys(
+    session: Session, certificates_dir: Path, public_key_path: Path, signing_key_path: Path
+) -> list[str]:
+    """Problems with the keys and certificate files, for ``audit verify``: the published public
+    key must be recorded in the ledger and match the signing key (where readable); every
+    certificate row must name a recorded key; every certificate file must be signed by a
+    recorded key and match the certificate the ledger recorded under its id (a file the
+    ledger does not back is an orphan or a forgery)."""
+    problems: list[str] = []
+    recorded = recorded_keys(session)
+    signing: Ed25519PrivateKey | None = None
+    try:
+        signing = certs.load_signing_key_if_present(signing_key_path)
+    except (OSError, ValueError) as exc:
+        problems.append(f"signing key: {exc}")
+    public: Ed25519PublicKey | None = None
+    if public_key_path.exists():
+        try:
+            public = certs.load_public_key(public_key_path)
+        except (OSError, ValueError) as exc:
+            problems.append(str(exc))
+        else:
+            problems += [
+                f"{public_key_path.name}: {p}"
+                for p in certs.check_public_key(public, recorded, signing)
+            ]
+    rows = {row.certificate_id: row for row in session.exec(select(Certificate))}
+    for row in rows.values():
+        if row.key_id not in recorded:
+            problems.append(
+                f"certificate {row.certificate_id}: the ledger says key {row.key_id} signed it, "
+                "a key it never registered"
+            )
+    for path in sorted(Path(certificates_dir).glob("*.json")):
+        name = f"{path.name!a}"[1:-1][:80]
+        try:
+            cert = certs.read_certificate(path)
+        except (OSError, ValueError):
+            continue  # reported by certificate_anchors
+        if not isinstance(cert, dict):
+            continue
+        block = cert.get("signature")
+        kid = block.get("key_id") if isinstance(block, dict) else None
+        key: Ed25519PublicKey | None = None
+        if isinstance(kid, str) and kid in recorded:
+            if recorded[kid]:
+                key = _public_from_hex(recorded[kid])
+            elif public is not None and certs.key_id(public) == kid:
+                key = public
+        if key is None:
+            problems.append(
+                f"certificate {name}: signed by key {str(kid)[:40]}, which the ledger never "
+                "registered"
+            )
+        else:
+            result = certs.verify_certificate(cert, key)
+            problems += [f"certificate {name}: {p}" for p in result.problems]
+        row = rows.get(str(cert.get("certificate_id")))
+        if row is None:
+            problems.append(
+                f"certificate {name}: not recorded in the ledger (an orphan or forgery)"
+            )
+            continue
+        try:
+            digest = certs.certificate_digest(cert)
+        except (TypeError, ValueError):
+            digest = ""
+        if digest != row.digest:
+            problems.append(
+                f"certificate {name}: differs from the certificate {row.certificate_id} "
+                "the ledger recorded"
+            )
+    return problems
