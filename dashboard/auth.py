@@ -18,8 +18,10 @@ import hashlib
 import hmac
 import os
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 ENV_VAR = "UNLEARNREC_DASHBOARD_PASSWORD_HASH"
@@ -121,3 +123,90 @@ def configured_hash(
         if isinstance(secret, str) and secret.strip():
             return secret.strip()
     return None
+
+
+# -- guessing ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Strikes:
+    failures: list[float] = field(default_factory=list)  # times of recent wrong passwords
+    locks: int = 0  # lockouts so far: each one lasts twice as long as the one before
+    locked_until: float = 0.0
+
+
+class LoginThrottle:
+    """Wrong-password lockout keyed by client address and account, held by the server process
+    (not by the browser session, which a reload replaces).
+
+    ``max_failures`` wrong passwords within ``window`` seconds lock the key for ``base_lock``
+    seconds, doubling with each further lockout up to ``max_lock``; a right password clears
+    the key. Every login counts against two keys: the client's (address, account) and the
+    account as a whole, which has a higher limit (``account_max_failures``) so guesses spread
+    over many addresses are slowed too. While a key is locked the password is not even checked.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_failures: int = 5,
+        account_max_failures: int = 20,
+        window: float = 300.0,
+        base_lock: float = 30.0,
+        max_lock: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.max_failures = max_failures
+        self.account_max_failures = account_max_failures
+        self.window = window
+        self.base_lock = base_lock
+        self.max_lock = max_lock
+        self.clock = clock
+        self._keys: dict[str, _Strikes] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def keys(address: str | None, account: str) -> tuple[str, str]:
+        return f"client:{address or 'local'}|{account}", f"account:{account}"
+
+    def retry_after(self, address: str | None, account: str) -> float:
+        """Seconds until this client may try ``account`` again (0: now)."""
+        now = self.clock()
+        with self._lock:
+            waits = [self._keys[k].locked_until - now for k in self.keys(address, account)
+                     if k in self._keys]  # fmt: skip
+        return max([0.0, *waits])
+
+    def failure(self, address: str | None, account: str) -> float:
+        """Record a wrong password; returns the lockout it started (0: none)."""
+        now = self.clock()
+        started = 0.0
+        client_key, account_key = self.keys(address, account)
+        with self._lock:
+            for key, limit in ((client_key, self.max_failures),
+                               (account_key, self.account_max_failures)):  # fmt: skip
+                strikes = self._keys.setdefault(key, _Strikes())
+                strikes.failures = [t for t in strikes.failures if now - t < self.window]
+                strikes.failures.append(now)
+                if len(strikes.failures) >= limit:
+                    duration = min(self.base_lock * 2**strikes.locks, self.max_lock)
+                    strikes.locks += 1
+                    strikes.locked_until = now + duration
+                    strikes.failures.clear()
+                    started = max(started, duration)
+        return started
+
+    def success(self, address: str | None, account: str) -> None:
+        """A right password: this client's record is cleared (the account's stays: a guesser
+        elsewhere is not forgiven because the officer logged in)."""
+        with self._lock:
+            self._keys.pop(self.keys(address, account)[0], None)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._keys.clear()
+
+
+# One per server process: every browser session of this dashboard shares it.
+THROTTLE = LoginThrottle()
+ACCOUNT = "officer"  # the one shared account the password opens

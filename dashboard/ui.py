@@ -9,7 +9,7 @@ sidebar's Refresh button clears them at once.
 from __future__ import annotations
 
 import os
-import time
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,7 +27,6 @@ from unlearnrec.settings import Settings, get_settings
 
 HERE = Path(__file__).resolve().parent
 TTL_SECONDS = 30
-MAX_FAILED_LOGINS, LOCKOUT_SECONDS = 5, 30
 
 # url path -> (page script relative to dashboard/, title, icon)
 PAGES: dict[str, tuple[str, str, str]] = {
@@ -88,25 +87,36 @@ def login_gate() -> bool:
         st.error(f"The configured dashboard password hash cannot be used: {exc}.")
         return False
 
-    failures = st.session_state.setdefault("failed_logins", [])
-    recent = [t for t in failures if time.monotonic() - t < LOCKOUT_SECONDS]
-    st.session_state["failed_logins"] = recent
     with st.columns([1, 2, 1])[1], st.form("login", clear_on_submit=True):
         password = st.text_input("Password", type="password")
         submitted = st.form_submit_button("Log in", type="primary")
     if not submitted:
         return False
-    if len(recent) >= MAX_FAILED_LOGINS:
-        wait = int(LOCKOUT_SECONDS - (time.monotonic() - recent[0])) + 1
-        st.error(f"Too many wrong passwords: try again in {wait} s.")
+    address = client_address()
+    wait = auth.THROTTLE.retry_after(address, auth.ACCOUNT)
+    if wait > 0:  # locked: the password is not even checked
+        st.error(f"Too many wrong passwords: try again in {int(wait) + 1} s.")
         return False
     if password and auth.verify_password(password, stored):
+        auth.THROTTLE.success(address, auth.ACCOUNT)
         st.session_state["authenticated"] = True
-        st.session_state.pop("failed_logins", None)
         st.rerun()
-    recent.append(time.monotonic())
-    st.error("Wrong password.")
+    locked = auth.THROTTLE.failure(address, auth.ACCOUNT)
+    if locked:
+        st.error(f"Wrong password. Too many wrong passwords: try again in {int(locked)} s.")
+    else:
+        st.error("Wrong password.")
     return False
+
+
+def client_address() -> str | None:
+    """The visitor's IP address as the server sees it (None for localhost). Behind a reverse
+    proxy every visitor has the proxy's address: the account-wide limit still applies."""
+    try:
+        address = st.context.ip_address
+    except (AttributeError, RuntimeError):
+        return None
+    return address if isinstance(address, str) and address else None
 
 
 def sidebar(settings: Settings) -> None:
@@ -266,6 +276,21 @@ def audit_check(url: str, certificates_dir: str) -> dict[str, Any]:
 
 
 # -- formatting ---------------------------------------------------------------------------------
+
+# Every character that can open Markdown, a Streamlit directive (`:red[...]`, `:material/x:`),
+# LaTeX (`$`), HTML or a GFM autolink (`http://`, `www.`, `a@b.c`); `-`, `,` and parentheses
+# are left alone so ids and legal bases read as they are in the raw text too.
+_MARKUP = re.compile(r"([\\`*_{}\[\]<>#+!|~$:@.&=^])")
+
+
+def md(value: Any) -> str:
+    """``value`` as literal text inside Markdown (st.error, st.markdown, link labels): every
+    string that comes from tickets, certificates or runs goes through this, so a ticket id such
+    as ``![x](http://example.com/a.png)`` shows as those characters, never as an image or a
+    link. Line breaks become spaces (no headings or list items can be started)."""
+    text = " ".join(str(value).split("\n"))
+    text = "".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in text)
+    return _MARKUP.sub(r"\\\1", text)
 
 
 def when(value: datetime | None) -> str:

@@ -91,22 +91,24 @@ def _overview(ledger: ui.Ledger) -> None:
     if overdue:
         st.error(
             f"**{len(overdue)} overdue:** "
-            + ", ".join(f"{d['external_id']} ({d['status']}, {d['time_left']})" for d in overdue)
+            + ", ".join(
+                f"{ui.md(d['external_id'])} ({d['status']}, {d['time_left']})" for d in overdue
+            )
         )
     if escalated:
         st.warning(
             f"**{len(escalated)} escalated, waiting for a person:** "
-            + ", ".join(d["external_id"] for d in escalated)
+            + ", ".join(ui.md(d["external_id"]) for d in escalated)
         )
     if failing:
-        st.error(f"**Certificates failing their live check:** {', '.join(failing)}")
+        st.error(f"**Certificates failing their live check:** {ui.md(', '.join(failing))}")
     audit = ui.audit_check(ledger.url, str(ledger.settings.certificates))
     if not audit["ok"]:
         shown = audit["problems"][:5]
         more = len(audit["problems"]) - len(shown)
         st.error(
             "**Audit trail broken** (`unlearnrec audit verify` for the full report): "
-            + "; ".join(shown)
+            + "; ".join(map(ui.md, shown))
             + (f"; and {more} more" if more > 0 else "")
         )
     else:
@@ -254,9 +256,13 @@ def _tickets(ledger: ui.Ledger) -> None:
 
 def _ticket_detail(ledger: ui.Ledger, t: dict[str, Any], now) -> None:
     if queries.is_overdue(t, now):
-        st.error(f"{t['external_id']} is OVERDUE: {queries.countdown(t['deadline_at'], now)}.")
+        st.error(
+            f"{ui.md(t['external_id'])} is OVERDUE: {queries.countdown(t['deadline_at'], now)}."
+        )
     if t["status"] == TicketStatus.ESCALATED:
-        st.warning(f"{t['external_id']} is ESCALATED: {t['reason'] or 'no reason recorded'}")
+        st.warning(
+            f"{ui.md(t['external_id'])} is ESCALATED: {ui.md(t['reason'] or 'no reason recorded')}"
+        )
     cols = st.columns(4)
     cols[0].metric("Status", t["status"])
     left = queries.countdown(t["deadline_at"], now)
@@ -301,7 +307,7 @@ def _ticket_detail(ledger: ui.Ledger, t: dict[str, Any], now) -> None:
     if t["certificate"]:
         links[1].page_link(
             ui.page_file("certificates"),
-            label=f"Certificate {t['certificate']}",
+            label=f"Certificate {ui.md(t['certificate'])}",
             icon=":material/verified:",
             query_params={"certificate": t["certificate"]},
         )
@@ -373,14 +379,15 @@ def _certificates(ledger: ui.Ledger) -> None:
     check = queries.check_certificate(row, key_path, ledger.settings.home)  # live, uncached
     if check.ok:
         st.success(
-            f"**PASS**: {choice} is signed by key {check.key_id}, unaltered, and matches the "
+            f"**PASS**: {ui.md(choice)} is signed by key {ui.md(check.key_id or '')}, "
+            "unaltered, and matches the "
             "ledger (file sha256, digest, key id).",
             icon=":material/verified:",
         )
     else:
         st.error(
-            f"**FAIL**: {choice} does not verify.\n\n"
-            + "\n".join(f"- {p}" for p in check.problems),
+            f"**FAIL**: {ui.md(choice)} does not verify.\n\n"
+            + "\n".join(f"- {ui.md(p)}" for p in check.problems),
             icon=":material/gpp_bad:",
         )
     st.dataframe(
@@ -398,7 +405,7 @@ def _certificates(ledger: ui.Ledger) -> None:
     if doc:
         tickets = {t["id"]: t for t in ui.load_tickets(ledger.url)}
         for note in queries.certificate_notes(doc, tickets):
-            st.warning(f"Disagrees with the ledger: {note}.", icon=":material/rule:")
+            st.warning(f"Disagrees with the ledger: {ui.md(note)}.", icon=":material/rule:")
         _certificate_facts(doc, row)
     a, b = st.columns(2)
     if check.path.is_file():
@@ -602,12 +609,13 @@ def _run_detail(runs: list[dict[str, Any]]) -> None:
     cols[2].metric("Fallback", r["fallback"])
     cols[3].metric("Speed-up vs retrain", ui.speedup(r["speedup"]))
     if r["reasons"]:
-        st.warning("Verification notes: " + "; ".join(map(str, r["reasons"])))
+        st.warning("Verification notes: " + "; ".join(ui.md(str(x)) for x in r["reasons"]))
     if r["error"]:
-        st.error(f"Run error: {r['error']}")
+        st.error(f"Run error: {ui.md(r['error'])}")
     st.markdown(
-        f"Tickets: {', '.join(r['tickets'])} · removed interactions: {r['removed_count']} · "
-        f"method `{r['method']}` on `{r['device']}` · policy {r['policy']} · "
+        f"Tickets: {ui.md(', '.join(r['tickets']))} · removed interactions: "
+        f"{r['removed_count']} · method {ui.md(r['method'])} on {ui.md(r['device'])} · "
+        f"policy {ui.md(str(r['policy']))} · "
         f"datasets {r['dataset_before_id']} → {r['dataset_after_id']} · "
         f"models {r['model_before_id']} → {r['model_after_id']} "
         f"(reference {r['reference_model_id'] or queries.DASH})"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.auth import ENV_VAR, hash_password
+from dashboard.auth import ENV_VAR, THROTTLE, hash_password
 from dashboard.seed import SeededLedger, seed_ledger
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
@@ -39,6 +39,7 @@ def app_env(monkeypatch, seeded, password_hash) -> Callable[..., None]:
     def configure(
         db_url: str | None = None, *, home: Path | None = None, hashed: str | None = password_hash
     ) -> None:
+        THROTTLE.reset()  # the lockout is per server process: no test inherits another's
         for name in (*SETTINGS_ENV, ENV_VAR):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("UNLEARNREC_HOME", str(home or seeded.home))
