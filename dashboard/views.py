@@ -522,8 +522,11 @@ def _models(ledger: ui.Ledger) -> None:
         )
         st.caption(
             "MI-BF / MI-NG: membership-inference ratios on the erased edges (higher means more "
-            "forgotten; the reference is what a retrain forgets). MIA AUC: the attack's AUC "
-            "(about 0.5 or below: it cannot tell erased edges from unseen ones)."
+            "forgotten; the reference is what a retrain forgets). MIA AUC: the attack's AUC, "
+            "checked on both sides: within the policy's margin of 0.5 it cannot tell erased "
+            "edges from unseen ones; far above 0.5 the model still remembers them "
+            "(under-unlearning); far below 0.5 it scores them under unseen ones "
+            "(over-unlearning), itself a membership signal. Both fail verification."
         )
     else:
         st.info("No run has verification figures yet.")

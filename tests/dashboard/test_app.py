@@ -241,6 +241,14 @@ def test_models_page_shows_figures_times_and_lineage(open_app):
     assert len(at.get("graphviz_chart")) == 1
 
 
+def test_the_models_caption_says_the_auc_check_is_two_sided(open_app):
+    """The attack AUC is read on both sides of 0.5: over-unlearning fails too."""
+    at = open_app("models", run="1")
+    caption = next(c.value for c in at.caption if "MIA AUC" in c.value)
+    assert "under-unlearning" in caption and "over-unlearning" in caption
+    assert "0.5 or below" not in caption
+
+
 def test_rendering_every_page_leaves_the_ledger_untouched(open_app, seeded):
     db = seeded.home / "var" / "ledger.sqlite"
 
