@@ -1,33 +1,73 @@
 """Flow ``process_deletions``: validate received tickets (Great Expectations), batch them, and
-take each batch through purge -> unlearn (CUDA when present) -> verify -> certify."""
+take each batch through purge -> unlearn (CUDA when present) -> verify -> certify.
+
+One pass at a time: the flow holds the ledger's ``processing`` lease for the whole pass (a second
+pass waits ``wait_seconds`` for it, then skips cleanly), and its deployments allow one flow run
+at a time (``concurrency_limit``). A batch that fails leaves its reason in the ledger and then
+fails the flow run, so the orchestrator's state, automations and notifications see it.
+"""
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
 from pydantic import Field
 from sqlmodel import select
 
 from flows.common import FlowParams, markdown_table
-from flows.validation import REASONS, validate_purge, validate_ticket_batch
+from flows.validation import (
+    ESCALATING_CHECKS,
+    REASONS,
+    validate_purge,
+    validate_ticket_batch,
+)
 from unlearnrec.compliance import process
 from unlearnrec.compliance.lifecycle import apply_retention
 from unlearnrec.compliance.versions import current_dataset, read_dataset_version
-from unlearnrec.ledger import Ticket, TicketStatus, session_scope, utcnow
+from unlearnrec.ledger import Ticket, TicketStatus, flag_overdue, session_scope, utcnow
+from unlearnrec.ledger.leases import hold
 
 
 class ProcessParams(FlowParams):
     force: bool = Field(False, description="process validated tickets now, not after the window")
+    wait_seconds: float = Field(
+        0.0, ge=0, description="wait this long for a pass already running, then skip"
+    )
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter:
+    """The flow run's logger; the module's when a task function runs outside a flow."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("flows.process_deletions")
+
+
+class BatchFailed(RuntimeError):
+    """One or more batches failed; the ledger holds each run's error."""
 
 
 @task(cache_policy=NO_CACHE)
 def validate_tickets(params: ProcessParams) -> dict[str, int]:
-    """Run the ticket-batch suite over every received ticket; reject failures with reasons."""
+    """Run the ticket-batch suite over every received ticket; reject failures with reasons.
+    Open tickets past their deadline are escalated (flagged overdue), never rejected for it."""
     platform = params.platform(actor="flow:process_deletions")
     now = utcnow()
+    logger = _logger()
+    with session_scope(platform.engine) as session:
+        for t in flag_overdue(session, now=now, actor="flow:process_deletions"):
+            logger.warning(
+                "ticket %s is OVERDUE (deadline %s, %s): escalated, processed first",
+                t.external_id,
+                t.deadline_at.isoformat(),
+                t.status,
+            )
     with session_scope(platform.engine) as session:
         tickets = list(
             session.exec(
@@ -48,7 +88,7 @@ def validate_tickets(params: ProcessParams) -> dict[str, int]:
         failures: dict[int, list[str]] = {}
         for row, names in result.row_failures.items():
             failures.setdefault(int(frame.loc[row, "ticket_id"]), []).extend(
-                REASONS.get(n, n) for n in names
+                REASONS.get(n, n) for n in names if n not in ESCALATING_CHECKS
             )
         for ticket_id, original in process.duplicates_of_open(session, tickets).items():
             failures.setdefault(ticket_id, []).append(f"duplicate of ticket {original}")
@@ -85,6 +125,23 @@ def retention(params: ProcessParams) -> list[str]:
 def process_deletions(params: ProcessParams | None = None) -> list[process.RunSummary]:
     params = params or ProcessParams()
     logger = get_run_logger()
+    engine = params.platform(actor="flow:process_deletions").engine
+    with hold(engine, process.PROCESSING_LEASE, wait=params.wait_seconds) as lease:
+        if not lease.acquired:
+            logger.warning(
+                "another processing pass holds the lease (waited %.0f s): skipped", lease.waited
+            )
+            return []
+        runs = _process(params, logger)
+    failed = [r for r in runs if r.status == "failed"]
+    if failed:
+        raise BatchFailed(
+            "; ".join(f"run {r.run_id} failed at stage {r.stage}: {r.error}" for r in failed)
+        )
+    return runs
+
+
+def _process(params: ProcessParams, logger) -> list[process.RunSummary]:
     counts = validate_tickets(params)
     logger.info("validation: %d validated, %d rejected", counts["validated"], counts["rejected"])
     runs = [run_batch(params, batch) for batch in plan(params)]

@@ -7,14 +7,19 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from pydantic import Field
 
 from flows.common import FlowParams, markdown_table
 from unlearnrec.compliance.lifecycle import ReferenceSummary, apply_retention
 from unlearnrec.compliance.lifecycle import retrain_reference as retrain_and_upgrade
+from unlearnrec.compliance.process import PROCESSING_LEASE
+from unlearnrec.ledger.leases import hold
 
 
 class ReferenceParams(FlowParams):
-    pass
+    wait_seconds: float = Field(
+        1800.0, ge=0, description="wait this long for a processing pass to finish, then fail"
+    )
 
 
 @task(cache_policy=NO_CACHE)
@@ -33,8 +38,15 @@ def retention(params: ReferenceParams) -> list[str]:
 def retrain_reference(params: ReferenceParams | None = None) -> ReferenceSummary:
     params = params or ReferenceParams()
     logger = get_run_logger()
-    summary = retrain(params)
-    purged = retention(params)
+    engine = params.platform(actor="flow:retrain_reference").engine
+    # Not while a processing pass changes the production model and the certificates.
+    with hold(engine, PROCESSING_LEASE, wait=params.wait_seconds) as lease:
+        if not lease.acquired:
+            raise RuntimeError(
+                f"a processing pass held the lease for {lease.waited:.0f} s: reference not run"
+            )
+        summary = retrain(params)
+        purged = retention(params)
     logger.info(
         "reference retrained in %.1fs; %d certificates upgraded to final; %d runs "
         "failed the final check; %d versions purged",

@@ -74,6 +74,10 @@ PURGE_CHECKS = (
     "no_duplicate_pairs",
 )
 
+# Checks whose failure escalates the ticket instead of rejecting it: a missed deadline does not
+# end the duty to erase (the ledger flags it overdue; see ``ledger.flag_overdue``).
+ESCALATING_CHECKS = frozenset({"deadline_not_passed"})
+
 REASONS: dict[str, str] = {
     "schema": "the ticket batch lacks a required column (" + ", ".join(REQUIRED_COLUMNS) + ")",
     "external_id_present": "the ticket has no external id",

@@ -5,6 +5,11 @@ Crash safety: every stage writes its files atomically (the DVC store swaps whole
 certificates are written by rename) and records its result in the same transaction that advances
 ``UnlearningRun.stage``. A killed process leaves the run at its last completed stage; running
 again resumes there, so each ticket is finished exactly once.
+
+Concurrency: a whole processing pass holds the ``processing`` lease in the ledger (the flows take
+it, see ``ledger/leases.py``) and each run holds a lease on its batch, so two passes (the hourly
+deployment and a manual run) never work on the same run at once: the second waits or skips.
+Ticket moves are compare-and-set (``ledger/tickets.py``), the last line of defence.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from unlearnrec.compliance.versions import (
 from unlearnrec.ledger import (
     DatasetVersion,
     ModelVersion,
+    StaleTicketError,
     Ticket,
     TicketStatus,
     UnlearningRun,
@@ -47,8 +53,11 @@ from unlearnrec.ledger import (
     transition,
     utcnow,
 )
+from unlearnrec.ledger.leases import hold
 
 log = logging.getLogger("unlearnrec.process")
+
+PROCESSING_LEASE = "processing"  # one processing pass (or reference retrain) at a time
 
 STAGES = ("scheduled", "purged", "unlearned", "verified", "certified")
 # The ticket status each run stage brings its tickets to.
@@ -134,14 +143,14 @@ def duplicates_of_open(session: Session, tickets: list[Ticket]) -> dict[int, str
             col(Ticket.status).notin_([TicketStatus.REJECTED, TicketStatus.RECEIVED])
         )
     ).all()
-    seen = {(t.kind, t.subject, tuple(sorted(t.items))): t.external_id for t in live}
+    seen = {(t.kind, t.subject, tuple(sorted(t.items))): (t.id, t.external_id) for t in live}
     out: dict[int, str] = {}
     for t in sorted(tickets, key=lambda x: x.id or 0):
         key = (t.kind, t.subject, tuple(sorted(t.items)))
-        if key in seen and t.subject is not None:
-            out[int(t.id)] = seen[key]  # type: ignore[arg-type]
+        if key in seen and seen[key][0] != t.id and t.subject is not None:
+            out[int(t.id)] = seen[key][1]  # type: ignore[arg-type]
         else:
-            seen[key] = t.external_id
+            seen.setdefault(key, (t.id, t.external_id))
     return out
 
 
@@ -152,16 +161,22 @@ def apply_validation(
     failures: dict[int, list[str]],
     actor: str,
 ) -> tuple[int, int]:
-    """Move received tickets to validated, or to rejected with the failed checks as reason."""
+    """Move received tickets to validated, or to rejected with the failed checks as reason.
+    A ticket another run has moved on meanwhile is left as that run put it."""
     ok = bad = 0
     for t in tickets:
         reasons = failures.get(int(t.id), [])  # type: ignore[arg-type]
-        if reasons:
-            transition(session, t, TicketStatus.REJECTED, actor=actor, reason="; ".join(reasons))
-            bad += 1
-        else:
-            transition(session, t, TicketStatus.VALIDATED, actor=actor)
-            ok += 1
+        try:
+            if reasons:
+                transition(
+                    session, t, TicketStatus.REJECTED, actor=actor, reason="; ".join(reasons)
+                )
+                bad += 1
+            else:
+                transition(session, t, TicketStatus.VALIDATED, actor=actor)
+                ok += 1
+        except StaleTicketError as exc:
+            log.warning("validation skipped: %s", exc)
     return ok, bad
 
 
@@ -172,8 +187,9 @@ def batch_key(ticket_ids: list[int]) -> str:
 
 def plan_batches(platform: Platform, *, now: datetime, force: bool = False) -> list[list[int]]:
     """Batches to process now: unfinished runs first (resumed as they were), then validated
-    tickets in groups of at most ``max_tickets``, once the oldest has waited the batching window
-    or a full batch is ready (``force``: don't wait)."""
+    tickets in groups of at most ``max_tickets`` (soonest deadline first), once the oldest has
+    waited the batching window, a full batch is ready or a ticket is overdue (``force``: don't
+    wait)."""
     window = timedelta(minutes=platform.policy.batching.window_minutes)
     size = platform.policy.batching.max_tickets
     with session_scope(platform.engine) as session:
@@ -197,7 +213,10 @@ def plan_batches(platform: Platform, *, now: datetime, force: bool = False) -> l
             )
             if t.id not in taken
         ]
-    if ready and (force or len(ready) >= size or min(t.updated_at for t in ready) <= now - window):
+    overdue = any(t.deadline_at <= now for t in ready)  # a missed deadline waits no longer
+    if ready and (
+        force or overdue or len(ready) >= size or min(t.updated_at for t in ready) <= now - window
+    ):
         ids = [int(t.id) for t in ready]  # type: ignore[arg-type]
         batches += [ids[i : i + size] for i in range(0, len(ids), size)]
     return batches
@@ -570,7 +589,24 @@ def run_batch(
     device: str = "auto",
     purge_check: PurgeCheck | None = None,
 ) -> RunSummary:
-    """Take one batch from wherever its run stopped to certified (or failed / escalated)."""
+    """Take one batch from wherever its run stopped to certified (or failed / escalated).
+
+    The batch's lease is held throughout; if another process holds it (it is working on this
+    very run), nothing is done and the summary says ``skipped``."""
+    with hold(platform.engine, f"run:{batch_key(ticket_ids)}") as lease:
+        if not lease.acquired:
+            log.warning("batch %s is being processed by another run: skipped", ticket_ids)
+            return RunSummary(run_id=0, status="skipped", stage="", tickets=list(ticket_ids))
+        return _run_batch(platform, ticket_ids, device=device, purge_check=purge_check)
+
+
+def _run_batch(
+    platform: Platform,
+    ticket_ids: list[int],
+    *,
+    device: str,
+    purge_check: PurgeCheck | None,
+) -> RunSummary:
     run_id = open_run(platform, ticket_ids, device=device)
     steps = {
         "scheduled": lambda: stage_purge(platform, run_id, purge_check),

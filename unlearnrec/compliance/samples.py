@@ -61,7 +61,8 @@ def write_sample_inbox(
             "legal_basis": "GDPR-17(1)(a)",
             "received_at": received,
         },
-        # Invalid: received 75 days ago under GDPR, so its one-month deadline has passed.
+        # Overdue: received 75 days ago under GDPR, its one-month deadline has passed; escalated
+        # (flagged overdue) and still erased, never rejected for it.
         {
             "external_id": "DSAR-1005",
             "kind": "erase_user",

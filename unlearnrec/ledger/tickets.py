@@ -229,6 +229,51 @@ def extend_deadline(
     return ticket
 
 
+def flag_overdue(session: Session, *, now: datetime, actor: str) -> list[Ticket]:
+    """Escalate every open ticket whose deadline has passed: a ``ticket.overdue`` audit event,
+    once per ticket (and again if its deadline is extended and passes again). A missed deadline
+    never ends the duty to erase: the ticket stays on its path (processed first, without waiting
+    for the batching window), and the dashboard and ``tickets list`` flag it. Returns the tickets
+    escalated now."""
+    from unlearnrec.ledger.models import AuditEvent
+
+    open_tickets = session.exec(select(Ticket).where(col(Ticket.status).in_(TicketStatus.OPEN)))
+    overdue = [t for t in open_tickets if t.deadline_at <= now]
+    if not overdue:
+        return []
+    flagged = {
+        (e.entity_id, e.data.get("deadline_at"))
+        for e in session.exec(
+            select(AuditEvent).where(
+                AuditEvent.action == "ticket.overdue",
+                col(AuditEvent.entity_id).in_([str(t.id) for t in overdue]),
+            )
+        )
+    }
+    out = []
+    for t in overdue:
+        if (str(t.id), t.deadline_at.isoformat()) in flagged:
+            continue
+        append_event(
+            session,
+            actor=actor,
+            action="ticket.overdue",
+            entity="ticket",
+            entity_id=t.id,
+            data={
+                "deadline_at": t.deadline_at.isoformat(),
+                "status": t.status,
+                "days_late": round((now - t.deadline_at).total_seconds() / 86400, 1),
+            },
+        )
+        out.append(t)
+    return out
+
+
+def is_overdue(ticket: Ticket, now: datetime) -> bool:
+    return ticket.status in TicketStatus.OPEN and ticket.deadline_at <= now
+
+
 def list_tickets(
     session: Session, *, status: str | Sequence[str] | None = None, limit: int | None = None
 ) -> list[Ticket]:
@@ -256,6 +301,7 @@ def ticket_row(ticket: Ticket, now: datetime | None = None) -> dict:
         "received_at": ticket.received_at.isoformat(),
         "deadline_at": ticket.deadline_at.isoformat(),
         "days_left": round((ticket.deadline_at - now).total_seconds() / 86400, 1),
+        "overdue": is_overdue(ticket, now),
         "reason": ticket.reason,
         "run_id": ticket.run_id,
         "certificate_id": ticket.certificate_id,

@@ -21,10 +21,12 @@ from unlearnrec.compliance.platform import Platform
 from unlearnrec.compliance.samples import write_sample_inbox
 from unlearnrec.compliance.versions import current_dataset, read_dataset_version
 from unlearnrec.ledger import (
+    AuditEvent,
     Certificate,
     DatasetVersion,
     ModelVersion,
     Ticket,
+    UnlearningRun,
     certificate_anchors,
     session_scope,
     utcnow,
@@ -34,10 +36,11 @@ from unlearnrec.store import StoreError
 
 from .conftest import make_home
 
-VALID = {"DSAR-1001", "DSAR-1002", "DSAR-1003", "LIC-2001"}
+# DSAR-1005 is past its deadline: escalated (flagged overdue), still erased, never rejected.
+VALID = {"DSAR-1001", "DSAR-1002", "DSAR-1003", "DSAR-1005", "LIC-2001"}
+OVERDUE = {"DSAR-1005"}
 REJECTED = {
     "DSAR-1004": "not a known user",
-    "DSAR-1005": "deadline",
     "DSAR-1006": "duplicate of ticket DSAR-1001",
     "DSAR-1007": "kind",
 }
@@ -101,6 +104,13 @@ def test_chain_certifies_valid_tickets_once_and_rejects_the_rest(
     for external_id, reason in REJECTED.items():
         assert tickets[external_id].status == "rejected"
         assert reason in (tickets[external_id].reason or "")
+    assert "deadline" not in (tickets["DSAR-1005"].reason or "")
+    with session_scope(platform.engine) as session:
+        escalated = [
+            e.entity_id
+            for e in session.exec(select(AuditEvent).where(AuditEvent.action == "ticket.overdue"))
+        ]
+    assert sorted(escalated) == sorted(str(tickets[k].id) for k in OVERDUE)
     # Storage limitation: raw subjects are gone once tickets are closed; pseudonyms remain.
     assert all(t.subject is None for t in tickets.values())
     assert tickets["DSAR-1001"].subject_pseudonym.startswith("ps_")
@@ -229,3 +239,23 @@ def test_a_kill_mid_run_then_a_rerun_finishes_each_ticket_exactly_once(
     public = certs.load_public_key(platform.settings.public_key)
     for f in files:
         assert certs.verify_certificate(json.loads(f.read_text()), public).ok
+
+
+def test_over_unlearning_is_caught_provisionally(tiny_artifacts, tmp_path, monkeypatch):
+    """Under the default AUC margin (0.05) the tiny platform's unlearning, whose attack AUC on
+    the erased edges is far below chance, fails the provisional check as over-unlearning; the
+    policy's fallback promotes a full retrain, and the certificates say so."""
+    home = make_home(tiny_artifacts, tmp_path / "home", monkeypatch, auc_margin=0.05)
+    platform = _open_and_fill(home)
+    ingest_inbox(platform, now=utcnow())
+    process_once()
+    with session_scope(platform.engine) as session:
+        run = session.exec(select(UnlearningRun)).one()
+        models = [m.kind for m in session.exec(select(ModelVersion).order_by(ModelVersion.id))]
+    assert run.verification["unlearned"]["mia_auc"] < 0.45
+    assert run.method == "retrain" and run.verification["fallback"] == "retrain"
+    assert any("over-unlearning" in r for r in run.verification["failed_unlearning"])
+    assert models == ["base", "unlearned", "retrain"]
+    tickets = _tickets(platform)
+    assert {k for k, t in tickets.items() if t.status == "certified"} == VALID
+    assert {c.status for c in _certificates(platform)} == {"final"}

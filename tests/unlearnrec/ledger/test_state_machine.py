@@ -180,3 +180,36 @@ def test_of_concurrent_movers_exactly_one_wins(engine, policy, pseudo):
     assert len(_status_events(engine, tid)) == 1
     with Session(engine) as session:
         assert verify_chain(session).ok
+
+
+def test_an_overdue_ticket_is_escalated_once_and_stays_open(engine, policy, pseudo):
+    """Past its deadline an open ticket gets one ``ticket.overdue`` event (again only if an
+    extended deadline passes too); it keeps its status; closed tickets are never flagged."""
+    from datetime import timedelta
+
+    from unlearnrec.ledger import flag_overdue, ticket_row
+
+    open_id = _record(engine, policy, pseudo, "DSAR-open")
+    done_id = _record(engine, policy, pseudo, "DSAR-done")
+    _move(engine, open_id, TicketStatus.VALIDATED)
+    _move(engine, done_id, *PATH)
+    due = _stored(engine, open_id).deadline_at
+    with session_scope(engine) as session:
+        assert flag_overdue(session, now=due - timedelta(hours=1), actor=ACTOR) == []
+    for _ in range(2):
+        with session_scope(engine) as session:
+            flagged = flag_overdue(session, now=due + timedelta(days=3), actor=ACTOR)
+            assert [t.id for t in flagged] == ([open_id] if _ == 0 else [])
+    row = ticket_row(_stored(engine, open_id), now=due + timedelta(days=3))
+    assert row["overdue"] and row["status"] == TicketStatus.VALIDATED and row["days_left"] < 0
+    assert not ticket_row(_stored(engine, done_id), now=due + timedelta(days=3))["overdue"]
+    with session_scope(engine) as session:
+        extend_deadline(
+            session, session.get(Ticket, open_id), 10, "complex", policy=policy, actor=ACTOR
+        )
+    with session_scope(engine) as session:
+        flagged = flag_overdue(session, now=due + timedelta(days=11), actor=ACTOR)
+        assert [t.id for t in flagged] == [open_id]
+    with Session(engine) as session:
+        events = session.exec(select(AuditEvent).where(AuditEvent.action == "ticket.overdue"))
+        assert [e.data["status"] for e in events] == ["validated", "validated"]
