@@ -20,6 +20,7 @@ from unlearnrec.ledger import (
     AuditEvent,
     Certificate,
     UnlearningRun,
+    add_with_event,
     append_event,
     init_db,
     make_engine,
@@ -65,11 +66,21 @@ def platform(tmp_path) -> Platform:
     key = platform.signing_key  # created, public key exported
     with session_scope(engine) as session:
         require_registered(session, key, actor="test")
-        run = UnlearningRun(batch_key="b1")
-        session.add(run)
-        session.flush()
+        run = add_with_event(
+            session,
+            UnlearningRun(batch_key="b1"),
+            actor="test",
+            action="run.started",
+            entity="run",
+            data={},
+        )
         ev = append_event(
-            session, actor="test", action="certificate.issued", entity="ticket", entity_id=1
+            session,
+            actor="test",
+            action="certificate.issued",
+            entity="ticket",
+            entity_id=1,
+            data={"certificate_id": "cert-r1-t1-provisional", "run_id": run.id},
         )
         issue(session, settings.certificates, "cert-r1-t1-provisional", run.id, ev, key)
     return platform
