@@ -441,6 +441,21 @@ def certificates(session: Session) -> list[dict[str, Any]]:
     ]
 
 
+def revocations(session: Session) -> list[dict[str, Any]]:
+    """Certificates revoked by the platform (``certificate.revoked`` events), newest first."""
+    query = select(AuditEvent).where(AuditEvent.action == "certificate.revoked")
+    return [
+        {
+            "certificate": str(ev.data.get("certificate_id", ev.entity_id)),
+            "revoked": _utc(ev.at),
+            "file sha256": str(ev.data.get("sha256", ""))[:16],
+            "reason": str(ev.data.get("reason", "")),
+            "audit position": ev.position,
+        }
+        for ev in session.exec(query.order_by(AuditEvent.position.desc()))  # type: ignore[attr-defined]
+    ]
+
+
 def certificate_path(row: dict[str, Any], home: Path) -> Path:
     """The file a certificate row names (a relative path is relative to the project root)."""
     path = Path(row["path"])

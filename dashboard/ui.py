@@ -252,6 +252,11 @@ def load_certificates(url: str) -> list[dict[str, Any]]:
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def load_revocations(url: str) -> list[dict[str, Any]]:
+    return _with_session(url, queries.revocations)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
 def load_versions(url: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return _with_session(url, lambda s: (queries.dataset_versions(s), queries.model_versions(s)))
 

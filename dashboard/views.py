@@ -366,6 +366,15 @@ def _certificates(ledger: ui.Ledger) -> None:
         key="certificates_table",
     )
 
+    revoked = ui.load_revocations(ledger.url)
+    if revoked:
+        st.subheader("Revoked certificates")
+        st.caption(
+            "Signed but never recorded in the ledger (a run stopped between signing and its "
+            "commit): revoked and deleted. A copy of one does not verify against the ledger."
+        )
+        st.dataframe(pd.DataFrame(revoked), hide_index=True, key="revoked_table")
+
     st.subheader("Certificate detail")
     by_id = {r["certificate_id"]: r for r in rows}
     choice = ui.select_from_query(
