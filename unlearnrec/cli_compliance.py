@@ -86,6 +86,53 @@ def cmd_tickets_extend(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tickets_correct(args: argparse.Namespace) -> int:
+    from unlearnrec.ledger import TicketIn, TransitionError, correct, latest_of, session_scope
+
+    platform = _platform(args, "cli")
+    with session_scope(platform.engine) as session:
+        rejected = latest_of(session, args.external_id)
+        if rejected is None:
+            raise SystemExit(f"error: no ticket {args.external_id}")
+        items = (
+            tuple(i.strip() for i in args.items.split(";") if i.strip())
+            if args.items is not None
+            else tuple(rejected.items)
+        )
+        if args.subject is None and rejected.subject is None and rejected.subject_pseudonym:
+            raise SystemExit(
+                f"error: {rejected.external_id} no longer holds its subject (cleared when it was "
+                "closed): give --subject"
+            )
+        incoming = TicketIn(
+            external_id=rejected.external_id,
+            kind=args.kind or rejected.kind,
+            subject=args.subject if args.subject is not None else rejected.subject,
+            items=items,
+            legal_basis=args.legal_basis or rejected.legal_basis,
+            received_at=rejected.received_at,
+            source="cli:tickets correct",
+        )
+        try:
+            ticket = correct(
+                session,
+                rejected,
+                incoming,
+                reason=args.reason,
+                policy=platform.policy,
+                pseudonymise=platform.pseudonymise,
+                actor="cli",
+                allow_unchanged=True,
+            )
+        except (TransitionError, ValueError) as exc:
+            raise SystemExit(f"error: {exc}") from exc
+        print(
+            f"{rejected.external_id} (rejected) corrected by {ticket.external_id}: "
+            f"{ticket.status}, deadline {ticket.deadline_at.isoformat()}"
+        )
+    return 0
+
+
 def cmd_certificate_list(args: argparse.Namespace) -> int:
     from unlearnrec.compliance.lifecycle import certificate_rows
 
@@ -304,6 +351,19 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reason", required=True)
     home(p)
     p.set_defaults(func=cmd_tickets_extend)
+
+    p = tsub.add_parser(
+        "correct",
+        help="correct a rejected ticket: a new ticket with the changes, recorded in the audit",
+    )
+    p.add_argument("external_id")
+    p.add_argument("--kind", default=None)
+    p.add_argument("--subject", default=None, help="needed again: a closed ticket holds none")
+    p.add_argument("--items", default=None, help="items separated by ';'")
+    p.add_argument("--legal-basis", default=None)
+    p.add_argument("--reason", required=True, help="why (recorded in the audit trail)")
+    home(p)
+    p.set_defaults(func=cmd_tickets_correct)
 
     cert = sub.add_parser("certificate", help="list and verify certificates of erasure")
     csub = cert.add_subparsers(dest="certificate_command", required=True, metavar="ACTION")

@@ -13,7 +13,7 @@ row's write lock (PostgreSQL: the row; SQLite: the database) until the transacti
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
@@ -63,12 +63,30 @@ def record_ticket(
 ) -> tuple[Ticket, bool]:
     """Add a ticket unless its external id is already known; returns (ticket, created).
 
+    A known id whose (latest) ticket was rejected, sent with a changed body, is a correction
+    (:func:`correct`): a new ticket is created. Otherwise a known id records a
+    ``ticket.resubmitted`` event and nothing else.
+
     The deadline comes from the policy of the ticket's legal regime. A ticket that could not be
     parsed is still recorded (with its problems as the reason) and rejected at once.
     """
-    existing = session.exec(
-        select(Ticket).where(Ticket.external_id == incoming.external_id)
-    ).first()
+    existing = latest_of(session, incoming.external_id)
+    if (
+        existing is not None
+        and existing.status == TicketStatus.REJECTED
+        and changed_fields(existing, incoming, pseudonymise)
+    ):
+        # A rejected ticket sent again with a changed body: a correction (a new ticket that
+        # carries the duty on; the rejected one stays closed and unchanged).
+        return correct(
+            session,
+            existing,
+            incoming,
+            reason="resubmitted with a changed body",
+            policy=policy,
+            pseudonymise=pseudonymise,
+            actor=actor,
+        ), True
     if existing is not None:
         append_event(
             session,
@@ -79,6 +97,24 @@ def record_ticket(
             data={"source": incoming.source},
         )
         return existing, False
+    ticket, _ = _record_new(
+        session, incoming, policy=policy, pseudonymise=pseudonymise, actor=actor
+    )
+    if incoming.problems:
+        transition(
+            session, ticket, TicketStatus.REJECTED, actor=actor, reason="; ".join(incoming.problems)
+        )
+    return ticket, True
+
+
+def _record_new(
+    session: Session,
+    incoming: TicketIn,
+    *,
+    policy: Policy,
+    pseudonymise: Callable[[str], str],
+    actor: str,
+) -> tuple[Ticket, bool]:
     try:
         deadline = policy.deadline_for(incoming.legal_basis).due(incoming.received_at)
     except ValueError:
@@ -114,11 +150,108 @@ def record_ticket(
             "deadline_at": ticket.deadline_at.isoformat(),
         },
     )
+    return ticket, True
+
+
+CORRECTION = "/correction-"  # a correction's external id: <original>/correction-<n>
+
+
+def latest_of(session: Session, external_id: str) -> Ticket | None:
+    """The ticket for ``external_id``: its latest correction if it has any, else itself."""
+    base = external_id.split(CORRECTION)[0]
+    rows = session.exec(
+        select(Ticket).where(
+            (col(Ticket.external_id) == base)
+            | col(Ticket.external_id).startswith(base + CORRECTION, autoescape=True)
+        )
+    ).all()
+    return max(rows, key=lambda t: t.id or 0) if rows else None
+
+
+def changed_fields(
+    ticket: Ticket, incoming: TicketIn, pseudonymise: Callable[[str], str]
+) -> list[str]:
+    """The fields in which ``incoming`` differs from ``ticket`` (the subject compared through its
+    pseudonym: a closed ticket no longer holds it)."""
+    subject = pseudonymise(incoming.subject) if incoming.subject else ""
+    changed = [
+        name
+        for name, old, new in (
+            ("kind", ticket.kind, incoming.kind),
+            ("subject", ticket.subject_pseudonym, subject),
+            ("items", sorted(ticket.items), sorted(incoming.items)),
+            ("legal_basis", ticket.legal_basis, incoming.legal_basis),
+        )
+        if old != new
+    ]
+    return changed
+
+
+def correct(
+    session: Session,
+    rejected: Ticket,
+    incoming: TicketIn,
+    *,
+    reason: str,
+    policy: Policy,
+    pseudonymise: Callable[[str], str],
+    actor: str,
+    allow_unchanged: bool = False,
+) -> Ticket:
+    """Record the correction of a rejected ticket: a new ticket ``<external id>/correction-<n>``
+    with the corrected body, received (and due) when the original was, since a correction does
+    not restart the clock; a ``ticket.corrected`` event names both tickets and the changed
+    fields. The rejected ticket is closed and stays as it was. ``allow_unchanged``: an officer
+    may reopen the duty of a ticket rejected in error with the same body (the reason says why)."""
+    if rejected.status != TicketStatus.REJECTED:
+        raise TransitionError(
+            f"ticket {rejected.external_id} is {rejected.status}: only a rejected ticket can be "
+            "corrected"
+        )
+    if not reason.strip():
+        raise ValueError("a correction needs a reason")
+    changed = changed_fields(rejected, incoming, pseudonymise)
+    if not changed and not allow_unchanged:
+        raise ValueError(f"the correction of {rejected.external_id} changes nothing")
+    base = rejected.external_id.split(CORRECTION)[0]
+    n = 1 + sum(
+        1
+        for _ in session.exec(
+            select(Ticket.id).where(
+                col(Ticket.external_id).startswith(base + CORRECTION, autoescape=True)
+            )
+        )
+    )
+    original = session.exec(select(Ticket).where(Ticket.external_id == base)).first() or rejected
+    ticket, _ = _record_new(
+        session,
+        replace(
+            incoming,
+            external_id=f"{base}{CORRECTION}{n}",
+            received_at=original.received_at,
+        ),
+        policy=policy,
+        pseudonymise=pseudonymise,
+        actor=actor,
+    )
+    append_event(
+        session,
+        actor=actor,
+        action="ticket.corrected",
+        entity="ticket",
+        entity_id=ticket.id,
+        data={
+            "corrects": rejected.id,
+            "corrects_external_id": rejected.external_id,
+            "changed": changed,
+            "reason": reason,
+        },
+    )
     if incoming.problems:
         transition(
             session, ticket, TicketStatus.REJECTED, actor=actor, reason="; ".join(incoming.problems)
         )
-    return ticket, True
+    return ticket
 
 
 def transition(
