@@ -29,6 +29,7 @@ from flows.validation import (
 )
 from unlearnrec.compliance import process
 from unlearnrec.compliance.lifecycle import apply_retention
+from unlearnrec.compliance.scratch import sweep
 from unlearnrec.compliance.versions import current_dataset, read_dataset_version
 from unlearnrec.ledger import Ticket, TicketStatus, flag_overdue, session_scope, utcnow
 from unlearnrec.ledger.leases import hold
@@ -125,13 +126,16 @@ def retention(params: ProcessParams) -> list[str]:
 def process_deletions(params: ProcessParams | None = None) -> list[process.RunSummary]:
     params = params or ProcessParams()
     logger = get_run_logger()
-    engine = params.platform(actor="flow:process_deletions").engine
-    with hold(engine, process.PROCESSING_LEASE, wait=params.wait_seconds) as lease:
+    platform = params.platform(actor="flow:process_deletions")
+    with hold(platform.engine, process.PROCESSING_LEASE, wait=params.wait_seconds) as lease:
         if not lease.acquired:
             logger.warning(
                 "another processing pass holds the lease (waited %.0f s): skipped", lease.waited
             )
             return []
+        swept = sweep(platform.settings.var)
+        if swept:
+            logger.warning("removed %d scratch folder(s) left by killed runs", len(swept))
         runs = _process(params, logger)
     failed = [r for r in runs if r.status == "failed"]
     if failed:

@@ -13,6 +13,7 @@ from flows.common import FlowParams, markdown_table
 from unlearnrec.compliance.lifecycle import ReferenceSummary, apply_retention
 from unlearnrec.compliance.lifecycle import retrain_reference as retrain_and_upgrade
 from unlearnrec.compliance.process import PROCESSING_LEASE
+from unlearnrec.compliance.scratch import sweep
 from unlearnrec.ledger.leases import hold
 
 
@@ -38,13 +39,14 @@ def retention(params: ReferenceParams) -> list[str]:
 def retrain_reference(params: ReferenceParams | None = None) -> ReferenceSummary:
     params = params or ReferenceParams()
     logger = get_run_logger()
-    engine = params.platform(actor="flow:retrain_reference").engine
+    platform = params.platform(actor="flow:retrain_reference")
     # Not while a processing pass changes the production model and the certificates.
-    with hold(engine, PROCESSING_LEASE, wait=params.wait_seconds) as lease:
+    with hold(platform.engine, PROCESSING_LEASE, wait=params.wait_seconds) as lease:
         if not lease.acquired:
             raise RuntimeError(
                 f"a processing pass held the lease for {lease.waited:.0f} s: reference not run"
             )
+        sweep(platform.settings.var)
         summary = retrain(params)
         purged = retention(params)
     logger.info(

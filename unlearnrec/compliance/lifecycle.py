@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from unlearnrec.compliance import certify
 from unlearnrec.compliance.dataset import DatasetFiles
 from unlearnrec.compliance.platform import Platform
 from unlearnrec.compliance.process import promote_retrain, removed_pairs
+from unlearnrec.compliance.scratch import scratch_dir
 from unlearnrec.compliance.versions import (
     add_dataset_version,
     add_model_version,
@@ -60,7 +60,7 @@ def bootstrap(
             ids.item_ids,
         )
         ds = ds or add_dataset_version(platform, session, files, parent_id=None, run_id=None)
-        with tempfile.TemporaryDirectory(dir=platform.settings.var) as tmp:
+        with scratch_dir(platform.settings.var, "bootstrap") as tmp:
             folder = Path(tmp) / "model"
             folder.mkdir()
             shutil.copy2(model_path, folder / "model.pt")
@@ -107,7 +107,7 @@ def retrain_reference(platform: Platform, *, device: str = "auto") -> ReferenceS
             return summary
         files = read_dataset_version(platform, ds)
         with (
-            tempfile.TemporaryDirectory(dir=platform.settings.var) as tmp,
+            scratch_dir(platform.settings.var, "reference") as tmp,
             checkout(platform, "model", prod.dvc_md5) as f_prod,
         ):
             ref_folder, seconds = retrain_model(files, f_prod, Path(tmp) / "ref", device=device)

@@ -18,7 +18,6 @@ import hashlib
 import logging
 import os
 import signal
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,6 +31,7 @@ from unlearnrec import certificates as certs
 from unlearnrec.compliance import certify
 from unlearnrec.compliance.dataset import DatasetFiles
 from unlearnrec.compliance.platform import Platform
+from unlearnrec.compliance.scratch import scratch_dir, sweep
 from unlearnrec.compliance.versions import (
     add_dataset_version,
     add_model_version,
@@ -394,7 +394,7 @@ def stage_unlearn(platform: Platform, run_id: int, device: str) -> None:
         model_before = session.get(ModelVersion, run.model_before_id)
         assert model_before is not None
         with (
-            tempfile.TemporaryDirectory(dir=platform.settings.var) as tmp,
+            scratch_dir(platform.settings.var, "run") as tmp,
             checkout(platform, "model", model_before.dvc_md5) as folder,
         ):
             result = unlearn_batch(
@@ -406,6 +406,7 @@ def stage_unlearn(platform: Platform, run_id: int, device: str) -> None:
                 device=device,
                 data_hash=after.content_hash(),
             )
+            crash_point("during_unlearn")  # killed with a dataset copy in a scratch folder
             version = add_model_version(
                 platform,
                 session,
@@ -449,7 +450,7 @@ def stage_verify(platform: Platform, run_id: int, device: str) -> None:
         assert m_before is not None and m_after is not None
         final = platform.policy.verification.mode == "final"
         with (
-            tempfile.TemporaryDirectory(dir=platform.settings.var) as tmp,
+            scratch_dir(platform.settings.var, "run") as tmp,
             checkout(platform, "model", m_before.dvc_md5) as f_before,
         ):
             ref_folder = None
@@ -592,7 +593,9 @@ def run_batch(
     """Take one batch from wherever its run stopped to certified (or failed / escalated).
 
     The batch's lease is held throughout; if another process holds it (it is working on this
-    very run), nothing is done and the summary says ``skipped``."""
+    very run), nothing is done and the summary says ``skipped``. Scratch folders of killed runs
+    are swept first."""
+    sweep(platform.settings.var)
     with hold(platform.engine, f"run:{batch_key(ticket_ids)}") as lease:
         if not lease.acquired:
             log.warning("batch %s is being processed by another run: skipped", ticket_ids)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from unlearnrec.compliance.dataset import DatasetFiles
 from unlearnrec.compliance.platform import Platform
+from unlearnrec.compliance.scratch import scratch_dir
 from unlearnrec.files import sha256_file
 from unlearnrec.ledger import DatasetVersion, ModelVersion, add_with_event
 
@@ -40,11 +39,8 @@ def checkout(platform: Platform, kind: str, md5: str) -> Iterator[Path]:
     if current.is_dir() and dvc_file.exists() and platform.store.read_md5(dvc_file) == md5:
         yield current
         return
-    tmp = Path(tempfile.mkdtemp(prefix=f"unlearnrec-{kind}-", dir=platform.settings.var))
-    try:
+    with scratch_dir(platform.settings.var, kind) as tmp:
         yield platform.store.fetch(kind, md5, tmp / "v")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def read_dataset_version(platform: Platform, version: DatasetVersion) -> DatasetFiles:
@@ -61,7 +57,7 @@ def add_dataset_version(
     run_id: int | None,
 ) -> DatasetVersion:
     """Write ``files`` as the store's current dataset (DVC add + push) and record it."""
-    with tempfile.TemporaryDirectory(dir=platform.settings.var) as tmp:
+    with scratch_dir(platform.settings.var, "dataset") as tmp:
         folder = files.write(Path(tmp) / "dataset")
         stored = platform.store.add("dataset", folder)
     existing = session.exec(

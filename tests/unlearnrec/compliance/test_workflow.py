@@ -193,7 +193,8 @@ process_once()
 
 
 @pytest.mark.parametrize(
-    "point", ["after_dataset_stored", "after_model_stored", "after_certificate_written"]
+    "point",
+    ["after_dataset_stored", "during_unlearn", "after_model_stored", "after_certificate_written"],
 )
 def test_a_kill_mid_run_then_a_rerun_finishes_each_ticket_exactly_once(
     point, tiny_artifacts, tmp_path, monkeypatch
@@ -214,7 +215,15 @@ def test_a_kill_mid_run_then_a_rerun_finishes_each_ticket_exactly_once(
     )
     assert proc.returncode == -9, proc.stderr[-2000:]  # killed at the crash point
 
+    var = platform.settings.var
+    scratch = lambda: sorted(  # noqa: E731
+        p.name for p in var.iterdir() if p.is_dir() and p.name not in ("store", "dvc-remote")
+    )
+    if point == "during_unlearn":  # killed inside a scratch folder: it is left behind
+        assert [n for n in scratch() if n.startswith("unlearnrec-tmp-")]
     process_once()  # the rerun, no crash
+    # Scratch folders of the killed run (copies of the erased interactions) are swept.
+    assert [n for n in scratch() if n != "certificates"] == []
     tickets = _tickets(platform)
     assert {k for k, t in tickets.items() if t.status == "certified"} == VALID
     rows = _certificates(platform)
