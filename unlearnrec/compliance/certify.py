@@ -1,10 +1,21 @@
 """Certificates of erasure: one per ticket, canonical JSON signed with Ed25519, recorded in the
-ledger with their audit-chain position. Re-issuing for the same ticket and run is idempotent."""
+ledger with their audit-chain position. Re-issuing for the same ticket and run is idempotent.
+
+Write, commit, then publish: a certificate is signed into ``certificates/.pending/`` and moved to
+``certificates/`` only once the transaction recording it commits (and deleted if it rolls
+back). A run killed in between leaves at most a pending file, never a published signed
+certificate the ledger does not back; ``settle_pending`` (run before each issue) publishes a
+pending file whose row did commit and revokes the others, with a ``certificate.revoked`` event.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy import event
 from sqlmodel import Session, select
 
 from unlearnrec import certificates as certs
@@ -19,6 +30,74 @@ from unlearnrec.ledger import (
     utcnow,
 )
 from unlearnrec.ledger.keys import require_registered
+
+PENDING = ".pending"
+
+
+def pending_dir(platform: Platform) -> Path:
+    return platform.settings.certificates / PENDING
+
+
+def _remove_if_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not empty (another issue pending), or gone already
+        folder.rmdir()
+
+
+def _publish_on_commit(session: Session, pending: Path, final: Path) -> None:
+    """Move ``pending`` to ``final`` once ``session`` commits; delete it if it rolls back."""
+    session.info.setdefault("pending_certificates", set()).add(pending.name)
+
+    def publish(_session: Session) -> None:
+        if pending.exists():
+            os.replace(pending, final)
+        _remove_if_empty(pending.parent)
+
+    def discard(_session: Session) -> None:
+        pending.unlink(missing_ok=True)
+        _remove_if_empty(pending.parent)
+
+    event.listen(session, "after_commit", publish, once=True)
+    event.listen(session, "after_rollback", discard, once=True)
+
+
+def settle_pending(platform: Platform, session: Session) -> tuple[list[str], list[str]]:
+    """Pending certificate files left by a run that died between signing and publishing:
+    publish those whose ledger row committed (and matches the file), revoke the rest (deleted,
+    with a ``certificate.revoked`` event naming the id and the file's hash). Files this session
+    is about to publish are left alone. Returns (published, revoked) certificate ids."""
+    folder = pending_dir(platform)
+    if not folder.is_dir():
+        return [], []
+    mine = session.info.get("pending_certificates", set())
+    published: list[str] = []
+    revoked: list[str] = []
+    for path in sorted(folder.glob("*.json")):
+        if path.name in mine:
+            continue
+        cid = path.stem
+        row = session.exec(select(Certificate).where(Certificate.certificate_id == cid)).first()
+        sha = certs.sha256_hex(path.read_bytes())
+        if row is not None and row.sha256 == sha:
+            os.replace(path, platform.settings.certificates / path.name)
+            published.append(cid)
+            continue
+        path.unlink()
+        append_event(
+            session,
+            actor=platform.actor,
+            action="certificate.revoked",
+            entity="certificate",
+            entity_id=cid,
+            data={
+                "certificate_id": cid,
+                "sha256": sha,
+                "reason": "signed but never recorded in the ledger (the run stopped before "
+                "its commit)",
+            },
+        )
+        revoked.append(cid)
+    _remove_if_empty(folder)
+    return published, revoked
 
 
 def certificate_id(run: UnlearningRun, ticket: Ticket, status: str) -> str:
@@ -114,6 +193,7 @@ def issue(
     existing = session.exec(select(Certificate).where(Certificate.certificate_id == cid)).first()
     if existing is not None:
         return existing
+    settle_pending(platform, session)  # what an earlier, killed run left half-issued
     # The key must be one the ledger pinned (the first key is pinned on first use), so a
     # verifier can tell a certificate of ours from one signed with a swapped-in key.
     require_registered(session, platform.signing_key, actor=platform.actor)
@@ -141,7 +221,9 @@ def issue(
     )
     signed = certs.sign_certificate(body, platform.signing_key)
     path = platform.settings.certificates / f"{cid}.json"
-    sha = certs.write_certificate(path, signed)
+    pending = pending_dir(platform) / path.name
+    sha = certs.write_certificate(pending, signed)  # published when the ledger commits
+    _publish_on_commit(session, pending, path)
     from unlearnrec.compliance.process import crash_point
 
     crash_point("after_certificate_written")
