@@ -33,6 +33,7 @@ from unlearnrec.ledger import (
     UnlearningRun,
     verify_with_certificates,
 )
+from unlearnrec.ledger.replay import replay_rows
 
 # Verification figures, in display order: key in ``UnlearningRun.verification[...]`` -> label.
 METRICS: dict[str, str] = {
@@ -575,11 +576,13 @@ def certificate_notes(
 
 
 def audit_check(session: Session, certificates_dir: Path) -> dict[str, Any]:
-    """The hash chain recomputed, with every certificate file's anchor: a JSON-able summary."""
+    """The hash chain recomputed, with every certificate file's anchor, and the trail replayed
+    against the ledger's rows (a row edited in the database is named): a JSON-able summary."""
     check = verify_with_certificates(session, certificates_dir)
+    problems = [*check.problems, *replay_rows(session)]
     return {
-        "ok": check.ok,
+        "ok": not problems,
         "events": check.events,
         "anchors": check.anchors,
-        "problems": list(check.problems),
+        "problems": problems,
     }

@@ -174,3 +174,22 @@ def test_guesses_spread_over_addresses_lock_the_account():
 
 def test_the_app_uses_the_process_wide_throttle():
     assert isinstance(auth.THROTTLE, LoginThrottle)
+
+
+def test_a_ticket_row_edited_to_certified_shows_on_the_overview(
+    app_env, open_app, seeded, tmp_path
+):
+    """The hash chain is intact, but the trail replayed against the rows names the ticket."""
+    home = tmp_path / "home"
+    shutil.copytree(seeded.home, home)
+    db = home / "var" / "ledger.sqlite"
+    with sqlite3.connect(db) as conn:
+        (ticket_id,) = conn.execute(
+            "SELECT id FROM ticket WHERE external_id = 'DSAR-2011'"
+        ).fetchone()
+        conn.execute("UPDATE ticket SET status = 'certified' WHERE id = ?", (ticket_id,))
+    app_env(f"sqlite:///{db}", home=home)
+    at = open_app("overview")
+    broken = next(e.value for e in at.error if "Audit trail broken" in e.value)
+    said = f"ticket {ticket_id}: status is certified in the table, the audit trail says rejected"
+    assert ui.md(said) in broken  # escaped like every string from the ledger
