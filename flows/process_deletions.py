@@ -85,6 +85,7 @@ def validate_tickets(params: ProcessParams) -> dict[str, int]:
             known_users=set(map(str, files.user_ids)),
             known_items=set(map(str, files.item_ids)),
             now=now,
+            interactions=_interactions_of(files, {t.subject for t in tickets if t.subject}),
         )
         failures: dict[int, list[str]] = {}
         for row, names in result.row_failures.items():
@@ -97,6 +98,18 @@ def validate_tickets(params: ProcessParams) -> dict[str, int]:
             platform, session, tickets, failures, actor="flow:process_deletions"
         )
     return {"validated": ok, "rejected": bad}
+
+
+def _interactions_of(files, subjects: set[str]) -> dict[str, set[str]]:
+    """The items each of ``subjects`` interacted with (over every split)."""
+    index = {str(u): i for i, u in enumerate(files.user_ids)}
+    wanted = {index[s]: s for s in subjects if s in index}
+    pairs = files.all_pairs()
+    pairs = pairs[np.isin(pairs[:, 0], list(wanted))]
+    out: dict[str, set[str]] = {s: set() for s in wanted.values()}
+    for u, i in pairs:
+        out[wanted[int(u)]].add(str(files.item_ids[i]))
+    return out
 
 
 def _purge_check(before: np.ndarray, after: np.ndarray, removed: np.ndarray) -> list[str]:

@@ -63,6 +63,7 @@ TICKET_CHECKS = (
     "legal_basis_is_known",
     "subject_is_known_user",
     "items_are_known",
+    "items_were_interacted",
     "received_not_in_future",
     "deadline_not_passed",
 )
@@ -87,6 +88,8 @@ REASONS: dict[str, str] = {
     "subject_is_known_user": "the subject is not a known user of the dataset",
     "items_are_known": "an item is not a known item of the dataset, or the number of items does "
     "not fit the request kind (take_down_item needs exactly one, erase_interactions at least one)",
+    "items_were_interacted": "an item named is not one the subject ever interacted with: there "
+    "is no interaction of theirs with it to erase (check the item ids)",
     "received_not_in_future": "the received time is missing or lies in the future",
     "deadline_not_passed": "the deadline is missing or has already passed",
     "removed_pairs_were_present": "a pair to remove was not in the data before the purge",
@@ -99,6 +102,7 @@ REASONS: dict[str, str] = {
 
 _SUBJECT_KNOWN = "_subject_known"
 _ITEMS_KNOWN = "_items_known"
+_ITEMS_INTERACTED = "_items_interacted"
 _COUNT_KEYS = {
     "evaluated_expectations": "evaluated",
     "successful_expectations": "successful",
@@ -137,8 +141,13 @@ def validate_ticket_batch(
     known_users: set[str],
     known_items: set[str],
     now: datetime,
+    interactions: Mapping[str, set[str]] | None = None,
 ) -> ValidationResult:
     """Validate a batch of erasure tickets (one row per ticket) with a GX suite.
+
+    ``interactions`` maps a subject to the items they interacted with (at least for the subjects
+    of the batch's ``erase_interactions`` tickets): such a ticket naming a known item the subject
+    never interacted with fails ``items_were_interacted``. Without it the check passes.
 
     Rows are reported by their index label in ``tickets``. A batch that lacks a required column
     fails as a whole: every row gets ``"schema"`` and no other check runs. An empty batch passes.
@@ -159,7 +168,7 @@ def validate_ticket_batch(
             statistics=schema_run.statistics,
         )
 
-    frame = _ticket_frame(tickets, known_users, known_items)
+    frame = _ticket_frame(tickets, known_users, known_items, interactions)
     now_utc = _as_utc(now)
     from great_expectations.expectations.row_conditions import Column
 
@@ -188,6 +197,14 @@ def validate_ticket_batch(
                 column=_ITEMS_KNOWN,
                 value_set=[True],
                 row_condition=Column("kind").is_in(ITEM_KINDS),
+            ),
+        ),
+        (
+            "items_were_interacted",
+            expect.ExpectColumnValuesToBeInSet(
+                column=_ITEMS_INTERACTED,
+                value_set=[True],
+                row_condition=Column("kind") == "erase_interactions",
             ),
         ),
         ("received_not_in_future", expect.ExpectColumnValuesToNotBeNull(column="received_at")),
@@ -225,7 +242,10 @@ def validate_ticket_batch(
 
 
 def _ticket_frame(
-    tickets: pd.DataFrame, known_users: Iterable[str], known_items: Iterable[str]
+    tickets: pd.DataFrame,
+    known_users: Iterable[str],
+    known_items: Iterable[str],
+    interactions: Mapping[str, set[str]] | None = None,
 ) -> pd.DataFrame:
     """The normalised frame GX validates: positional index, text columns without nulls (GX's
     set checks skip nulls), UTC datetimes, and the two dataset-membership helper columns."""
@@ -244,6 +264,13 @@ def _ticket_frame(
         and (k != "take_down_item" or len(parts) == 1)
         for k, parts in zip(kind, items, strict=True)
     ]
+    # Only known items of known subjects are checked here (the other checks report the rest).
+    items_interacted = [
+        interactions is None
+        or subj not in users
+        or all(item in interactions.get(subj, ()) for item in parts if item in item_set)
+        for subj, parts in zip(subject, items, strict=True)
+    ]
     return pd.DataFrame(
         {
             "external_id": pd.Series([value or None for value in external_id], dtype=object),
@@ -252,6 +279,7 @@ def _ticket_frame(
             "subject": subject,
             _SUBJECT_KNOWN: pd.Series([value in users for value in subject], dtype=bool),
             _ITEMS_KNOWN: pd.Series(items_known, dtype=bool),
+            _ITEMS_INTERACTED: pd.Series(items_interacted, dtype=bool),
             "received_at": _utc_times(tickets["received_at"]),
             "deadline_at": _utc_times(tickets["deadline_at"]),
         },

@@ -286,3 +286,43 @@ def test_bad_purge_fails_with_the_right_names(after, removed, names):
     assert not result.success
     assert result.failed == names
     assert v.explain(result) == [v.REASONS[name] for name in names]
+
+
+# ---------------------------------------------------------------- interactions named
+
+
+INTERACTIONS = {"u1": {"i1"}, "u2": {"i1", "i2"}, "u3": set()}
+
+
+def check_with_interactions(frame: pd.DataFrame) -> v.ValidationResult:
+    return v.validate_ticket_batch(
+        frame,
+        known_users=KNOWN_USERS,
+        known_items=KNOWN_ITEMS,
+        now=NOW,
+        interactions=INTERACTIONS,
+    )
+
+
+def test_erase_interactions_of_items_the_subject_never_touched_is_rejected():
+    """u2 interacted with i1 and i2, not i3: naming i3 (alone or beside i1) fails
+    ``items_were_interacted`` on that row only, with a reason that says so."""
+    rows = good_rows()
+    assert check_with_interactions(batch(rows)).success  # u2: i1;i2, both interacted
+    for items in ("i3", "i1;i3"):
+        rows[1] = ticket(**{**rows[1], "items": items})
+        result = check_with_interactions(batch(rows))
+        assert result.row_failures == {101: ("items_were_interacted",)}
+        assert "not one the subject ever interacted with" in v.explain(result, 101)[0]
+
+
+def test_interactions_check_leaves_other_kinds_and_faults_to_their_own_checks():
+    """erase_user of a subject with no interactions is not this check's business; an unknown
+    item or user is reported by its own check, not twice."""
+    rows = [
+        ticket(external_id="T-1", kind="erase_user", subject="u3"),
+        ticket(external_id="T-2", kind="erase_interactions", subject="u2", items="nope"),
+        ticket(external_id="T-3", kind="erase_interactions", subject="ghost", items="i1"),
+    ]
+    result = check_with_interactions(batch(rows, index=[1, 2, 3]))
+    assert result.row_failures == {2: ("items_are_known",), 3: ("subject_is_known_user",)}

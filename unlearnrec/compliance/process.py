@@ -335,6 +335,9 @@ def stage_purge(platform: Platform, run_id: int, purge_check: PurgeCheck | None)
             if per_ticket
             else (np.zeros((0, 2), np.int64))
         )
+        if len(removed) == 0:
+            _nothing_to_erase(platform, session, run, tickets, before_v)
+            return
         after = before.without(removed)
         if purge_check is not None:
             failed = purge_check(before.all_pairs(), after.all_pairs(), removed)
@@ -369,6 +372,43 @@ def stage_purge(platform: Platform, run_id: int, purge_check: PurgeCheck | None)
             entity_id=run.id,
             data={"removed": run.removed_count, "dataset_after": version.dvc_md5},
         )
+
+
+def _nothing_to_erase(
+    platform: Platform,
+    session: Session,
+    run: UnlearningRun,
+    tickets: list[Ticket],
+    dataset: DatasetVersion,
+) -> None:
+    """The dataset holds nothing the batch asks to erase (e.g. an earlier run erased it): no
+    new dataset or model version; the run is verified by construction (the production model
+    never needs to forget what the data does not hold) and goes on to certification."""
+    nothing = certs.hash_interactions(())
+    for t in tickets:
+        t.removed_interactions, t.removed_hash = 0, nothing
+        session.add(t)
+    run.dataset_after_id = dataset.id
+    run.model_after_id = run.model_before_id
+    run.removed_count = 0
+    run.removed_hash = nothing
+    run.verification = {
+        "mode": "final",
+        "passed": True,
+        "removed_training_edges": 0,
+        "reasons": ["nothing to erase: the dataset holds no interaction the batch names"],
+    }
+    run.stage = "verified"
+    session.add(run)
+    _advance(session, tickets, TicketStatus.VERIFIED, platform.actor)
+    append_event(
+        session,
+        actor=platform.actor,
+        action="run.nothing_to_erase",
+        entity="run",
+        entity_id=run.id,
+        data={"tickets": list(run.ticket_ids)},
+    )
 
 
 def removed_pairs(
