@@ -11,6 +11,7 @@ from prefect.testing.utilities import prefect_test_harness
 from sqlmodel import select
 
 from flows.process_deletions import ProcessParams, process_deletions
+from tests.postgres import temporary_database
 from tests.unlearnrec.compliance.conftest import make_home, tiny_artifacts  # noqa: F401
 from tests.unlearnrec.compliance.test_workflow import VALID, _open_and_fill
 from unlearnrec.compliance import process
@@ -40,8 +41,20 @@ def _ingested(tiny_artifacts, home: Path, monkeypatch):  # noqa: F811
     return platform
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request, monkeypatch):
+    """The ledger on SQLite (under the home) or on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield None
+        return
+    with temporary_database("unlearnrec_flow") as url:
+        monkeypatch.setenv("UNLEARNREC_DB_URL", url)
+        yield url
+
+
 def test_two_passes_started_together_certify_each_ticket_once(
     harness,
+    ledger_url,
     tiny_artifacts,  # noqa: F811
     tmp_path,
     monkeypatch,
@@ -50,6 +63,7 @@ def test_two_passes_started_together_certify_each_ticket_once(
     lease and then finds nothing left. Every valid ticket is certified exactly once by one run,
     no ticket leaves a closed status, none is rejected as a duplicate of itself."""
     platform = _ingested(tiny_artifacts, tmp_path / "home", monkeypatch)
+    assert (ledger_url is None) == (platform.engine.url.get_backend_name() == "sqlite")
     results: dict[int, object] = {}
 
     def one_pass(i: int) -> None:
