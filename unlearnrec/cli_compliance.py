@@ -254,7 +254,7 @@ def cmd_certificate_register_key(args: argparse.Namespace) -> int:
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from unlearnrec.ledger import parse_anchor, session_scope, verify_with_certificates
-    from unlearnrec.ledger.keys import verify_keys
+    from unlearnrec.ledger.keys import read_signed_head, recorded_keys, verify_keys
     from unlearnrec.ledger.replay import replay_rows
 
     try:
@@ -270,19 +270,27 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             pseudonymise = platform.pseudonymise
         except (OSError, ValueError) as exc:
             print(f"note: subjects not checked against pseudonyms ({exc})")
+    head_file = settings.var / "audit-head.json"
     with session_scope(platform.engine) as session:
+        signed_head, head_problems = read_signed_head(head_file, recorded_keys(session))
+        if signed_head is not None:
+            heads.append(signed_head)
         check = verify_with_certificates(session, settings.certificates, heads)
         key_problems = verify_keys(
             session, settings.certificates, settings.public_key, settings.signing_key
         )
         row_problems = replay_rows(session, pseudonymise=pseudonymise)
-    problems = [*check.problems, *key_problems, *row_problems]
+    if signed_head is None and not head_problems:
+        print(
+            f"note: no signed head file at {head_file}: a cut-off tail shows only through anchors"
+        )
+    problems = [*check.problems, *head_problems, *key_problems, *row_problems]
     if not problems:
         print(
             f"OK: {check.events} audit events, hash chain intact; "
-            f"{check.anchors - len(heads)} certificate anchor(s) and {len(heads)} exported "
-            "head(s) found in it; keys and certificate files match the ledger; every ticket, "
-            "run, version and certificate row matches the trail"
+            f"{check.anchors - len(heads)} certificate anchor(s) and {len(heads)} exported or "
+            "signed head(s) found in it; keys and certificate files match the ledger; every "
+            "ticket, run, version and certificate row matches the trail"
         )
         return 0
     print("BROKEN audit chain:" if not check.ok else "BROKEN: the chain is intact, but:")

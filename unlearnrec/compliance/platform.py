@@ -9,9 +9,12 @@ from functools import cached_property
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from unlearnrec import certificates as certs
 from unlearnrec.ledger import init_db, make_engine
+from unlearnrec.ledger.db import on_audit_commit, session_scope
+from unlearnrec.ledger.keys import require_registered, write_signed_head
 from unlearnrec.policy import Policy, load_policy
 from unlearnrec.settings import Settings, get_settings
 from unlearnrec.store import DvcStore
@@ -34,7 +37,23 @@ class Platform:
         engine = make_engine(settings.database_url)
         init_db(engine)
         store = DvcStore(settings.var / "store", settings.var / "dvc-remote").ensure()
-        return cls(settings, engine, store, load_policy(settings.policy), actor=actor)
+        platform = cls(settings, engine, store, load_policy(settings.policy), actor=actor)
+        on_audit_commit(engine, platform.write_head)
+        return platform
+
+    @property
+    def head_file(self) -> Path:
+        return self.settings.var / "audit-head.json"
+
+    def write_head(self) -> None:
+        """Sign the audit chain's head into ``var/audit-head.json`` (after each commit that
+        appended events; see ``unlearnrec.ledger.keys.write_signed_head``). The key signing it
+        must be pinned: the first one is registered here if no certificate pinned it yet, and
+        an unregistered key raises (the hook logs it, the head file stays as it was)."""
+        with session_scope(self.engine) as session:
+            require_registered(session, self.signing_key, actor=self.actor)
+        with Session(self.engine) as session:
+            write_signed_head(self.head_file, session, self.signing_key)
 
     @cached_property
     def signing_key(self):

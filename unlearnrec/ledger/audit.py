@@ -94,6 +94,7 @@ def append_event(
     ev.hash = event_hash(ev)
     session.add(ev)
     session.flush()
+    session.info["audit_appended"] = True  # session_scope anchors the new head after commit
     return ev
 
 

@@ -3,9 +3,11 @@ production) through ``UNLEARNREC_DB_URL``."""
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,6 +16,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, SQLModel, create_engine
 
 from unlearnrec.ledger import models  # noqa: F401  (registers the tables)
+
+log = logging.getLogger("unlearnrec.ledger")
 
 
 class LedgerUnavailable(RuntimeError):
@@ -88,6 +92,20 @@ def init_db(engine: Engine) -> None:
     SQLModel.metadata.create_all(engine)
 
 
+# engine -> what to run after a commit that appended audit events (``on_audit_commit``). Both
+# held weakly: registering never keeps an engine or its platform alive.
+_AFTER_AUDIT_COMMIT: weakref.WeakKeyDictionary[Engine, weakref.WeakMethod] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def on_audit_commit(engine: Engine, callback: Callable[[], None]) -> None:
+    """Run ``callback`` (a bound method) after every ``session_scope`` commit on ``engine`` that
+    appended audit events (the platform writes its signed head file there). A failing callback
+    is logged, never raised: the commit has happened."""
+    _AFTER_AUDIT_COMMIT[engine] = weakref.WeakMethod(callback)  # type: ignore[arg-type]
+
+
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A session committed on success and rolled back on error."""
@@ -98,3 +116,10 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+        ref = _AFTER_AUDIT_COMMIT.get(engine)
+        callback = ref() if ref is not None else None
+        if session.info.pop("audit_appended", False) and callback is not None:
+            try:
+                callback()
+            except Exception:  # the ledger is committed; the anchor is best effort
+                log.exception("could not anchor the audit head after a commit")

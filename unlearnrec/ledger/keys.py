@@ -10,13 +10,17 @@ use; a later, different key is refused for signing until an operator registers i
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlmodel import Session, select
 
 from unlearnrec import certificates as certs
-from unlearnrec.ledger.audit import append_event
+from unlearnrec.files import atomic_write_bytes
+from unlearnrec.ledger.audit import Anchor, append_event, last_event
 from unlearnrec.ledger.models import AuditEvent, Certificate
 
 ACTION = "key.registered"
@@ -78,6 +82,8 @@ def require_registered(session: Session, key: certs.PublicOrPrivate, *, actor: s
 
 
 def _public_from_hex(raw: str) -> Ed25519PublicKey | None:
+    if not raw:
+        return None
     try:
         return Ed25519PublicKey.from_public_bytes(bytes.fromhex(raw))
     except ValueError:
@@ -157,3 +163,53 @@ def verify_keys(
                 "the ledger recorded"
             )
     return problems
+
+
+# -- the signed head file -----------------------------------------------------------------------
+
+HEAD_SCHEMA = "unlearnrec.audit-head/1"
+
+
+def write_signed_head(path: Path, session: Session, key: Ed25519PrivateKey) -> Anchor | None:
+    """Write ``path``: the chain's last (position, hash), signed with the platform key. Kept
+    outside the database and rewritten after every commit that appends events, it lets
+    ``audit verify`` see a tail cut off since (the chain alone still links up)."""
+    ev = last_event(session)
+    if ev is None:
+        return None
+    body = {
+        "schema": HEAD_SCHEMA,
+        "position": ev.position,
+        "hash": ev.hash,
+        "at": ev.at.isoformat(timespec="microseconds"),
+    }
+    signed = {
+        **body,
+        "key_id": certs.key_id(key),
+        "signature": base64.b64encode(key.sign(certs.canonical_json(body))).decode("ascii"),
+    }
+    atomic_write_bytes(path, certs.canonical_json(signed) + b"\n", mode=0o644)
+    return Anchor(ev.position, ev.hash, f"signed head file {path.name}")
+
+
+def read_signed_head(path: Path, recorded: dict[str, str]) -> tuple[Anchor | None, list[str]]:
+    """The anchor in the signed head file at ``path`` if its signature verifies with a key the
+    ledger ``recorded``; (None, []) when there is no such file; else (None, problems)."""
+    if not path.exists():
+        return None, []
+    name = f"signed head file {path.name}"
+    try:
+        doc = json.loads(path.read_bytes())
+        body = {k: doc[k] for k in ("schema", "position", "hash", "at")}
+        kid, signature = str(doc["key_id"]), base64.b64decode(doc["signature"], validate=True)
+        position, digest = int(body["position"]), str(body["hash"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return None, [f"{name}: unreadable ({type(exc).__name__})"]
+    key = _public_from_hex(recorded.get(kid, ""))
+    if key is None:
+        return None, [f"{name}: signed by key {kid[:40]}, which the ledger never registered"]
+    try:
+        key.verify(signature, certs.canonical_json(body))
+    except InvalidSignature:
+        return None, [f"{name}: signature does not match its content (the file was altered)"]
+    return Anchor(position, digest, name), []
