@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from unlearnrec import certificates as certs
 from unlearnrec.files import atomic_write_bytes
@@ -31,7 +31,8 @@ class KeyNotRegisteredError(RuntimeError):
 
 
 def _registered(session: Session) -> dict[str, str]:
-    query = select(AuditEvent).where(AuditEvent.action == ACTION).order_by(AuditEvent.position)
+    query = select(AuditEvent).where(AuditEvent.action == ACTION)
+    query = query.order_by(col(AuditEvent.position))
     return {ev.entity_id: str(ev.data.get("public_key", "")) for ev in session.exec(query)}
 
 
@@ -147,8 +148,8 @@ def verify_keys(
         else:
             result = certs.verify_certificate(cert, key)
             problems += [f"certificate {name}: {p}" for p in result.problems]
-        row = rows.get(str(cert.get("certificate_id")))
-        if row is None:
+        recorded_row = rows.get(str(cert.get("certificate_id")))
+        if recorded_row is None:
             problems.append(
                 f"certificate {name}: not recorded in the ledger (an orphan or forgery)"
             )
@@ -157,9 +158,9 @@ def verify_keys(
             digest = certs.certificate_digest(cert)
         except (TypeError, ValueError):
             digest = ""
-        if digest != row.digest:
+        if digest != recorded_row.digest:
             problems.append(
-                f"certificate {name}: differs from the certificate {row.certificate_id} "
+                f"certificate {name}: differs from the certificate {recorded_row.certificate_id} "
                 "the ledger recorded"
             )
     return problems

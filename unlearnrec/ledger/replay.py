@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from unlearnrec.ledger.models import (
     AuditEvent,
@@ -106,12 +106,12 @@ def replay_rows(session: Session, *, pseudonymise: Callable[[str], str] | None =
     raw subject against its pseudonym (needs the pseudonym secret)."""
     by_entity: dict[tuple[str, str], list[AuditEvent]] = {}
     by_position: dict[int, AuditEvent] = {}
-    for ev in session.exec(select(AuditEvent).order_by(AuditEvent.position)):
+    for ev in session.exec(select(AuditEvent).order_by(col(AuditEvent.position))):
         by_entity.setdefault((ev.entity, ev.entity_id), []).append(ev)
         by_position[ev.position] = ev
     problems: list[str] = []
     certificates = {int(c.id): c for c in session.exec(select(Certificate))}  # type: ignore[arg-type]
-    tickets = list(session.exec(select(Ticket).order_by(Ticket.id)))
+    tickets = list(session.exec(select(Ticket).order_by(col(Ticket.id))))
     for ticket in tickets:
         events = by_entity.get(("ticket", str(ticket.id)), [])
         problems += _ticket_problems(ticket, events, certificates, pseudonymise)
@@ -124,17 +124,17 @@ def replay_rows(session: Session, *, pseudonymise: Callable[[str], str] | None =
         ):
             problems.append(f"ticket {entity_id}: in the audit trail, but not in the table")
     for model, entity in _ANNOUNCED:
-        for row in session.exec(select(model)):
-            if (entity, str(row.id)) not in by_entity:
+        for row_id in session.exec(select(model.id)):  # type: ignore[attr-defined]
+            if (entity, str(row_id)) not in by_entity:
                 problems.append(
-                    f"{entity} {row.id}: no audit event announces it (written outside the platform)"
+                    f"{entity} {row_id}: no audit event announces it (written outside the platform)"
                 )
     for cert in certificates.values():
-        ev = by_position.get(cert.audit_position)
+        anchor = by_position.get(cert.audit_position)
         if (
-            ev is None
-            or ev.action != "certificate.issued"
-            or ev.data.get("certificate_id") != cert.certificate_id
+            anchor is None
+            or anchor.action != "certificate.issued"
+            or anchor.data.get("certificate_id") != cert.certificate_id
         ):
             problems.append(
                 f"certificate {cert.certificate_id}: its anchor, event {cert.audit_position}, "
