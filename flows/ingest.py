@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.common import FlowParams, markdown_table
-from unlearnrec.compliance.ingest import IngestSummary, ingest_inbox
+from unlearnrec.compliance.ingest import IngestSummary, ingest_inbox, log_safe
 from unlearnrec.ledger import utcnow
 
 
@@ -20,6 +22,22 @@ class IngestParams(FlowParams):
 def ingest_files(params: IngestParams) -> IngestSummary:
     platform = params.platform(actor="flow:ingest")
     return ingest_inbox(platform, now=utcnow(), actor="flow:ingest")
+
+
+def refused_markdown(summary: IngestSummary) -> str:
+    """The quarantined files as a Markdown list for the flow's artifact (empty: none). Files are
+    named by their label and every character that Markdown could act on is escaped."""
+    if not summary.refused_files:
+        return ""
+    lines = [
+        f"- `{label}`: {_escape(reason.split(':', 1)[-1].strip())}"
+        for label, reason in summary.refused_files
+    ]
+    return "Quarantined in `inbox/refused/`:\n\n" + "\n".join(lines) + "\n\n"
+
+
+def _escape(text: str) -> str:
+    return re.sub(r"([\\`*_{}\[\]<>#+!|~$:@.&=^])", r"\\\1", " ".join(text.split()))
 
 
 @flow(name="ingest", log_prints=False)
@@ -36,9 +54,12 @@ def ingest(params: IngestParams | None = None) -> IngestSummary:
         summary.rejected_at_intake,
         len(summary.refused_files),
     )
+    for label, reason in summary.refused_files:  # labels and reasons quote no input
+        logger.warning("quarantined %s: %s", label, log_safe(reason))
     create_markdown_artifact(
         key="ingest-summary",
         markdown="## Ingest\n\n"
+        + refused_markdown(summary)
         + markdown_table(
             [
                 {
