@@ -118,7 +118,10 @@ def _purge_check(before: np.ndarray, after: np.ndarray, removed: np.ndarray) -> 
     return list(result.failed)
 
 
-@task(cache_policy=NO_CACHE)
+# Retries only where the work is idempotent: planning reads the ledger; retention unpins and
+# collects DVC objects (I/O that a rerun finishes). A batch is not retried blindly: the ledger
+# records its failure and the next pass resumes it at its last completed stage.
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
 def plan(params: ProcessParams) -> list[list[int]]:
     platform = params.platform(actor="flow:process_deletions")
     return process.plan_batches(platform, now=utcnow(), force=params.force)
@@ -130,7 +133,7 @@ def run_batch(params: ProcessParams, ticket_ids: list[int]) -> process.RunSummar
     return process.run_batch(platform, ticket_ids, device=params.device, purge_check=_purge_check)
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=30)
 def retention(params: ProcessParams) -> list[str]:
     return apply_retention(params.platform(actor="flow:process_deletions"))
 

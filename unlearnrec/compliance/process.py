@@ -597,11 +597,19 @@ def promote_retrain(
 
 
 def stage_certify(platform: Platform, run_id: int) -> list[str]:
-    """One signed certificate per ticket; the tickets become certified."""
+    """One signed certificate per ticket; the tickets become certified. Only if production is
+    the model the certificates name: otherwise the run fails, saying which model serves."""
     with session_scope(platform.engine) as session:
         run, tickets = _run_and_tickets(session, run_id)
         model_after = session.get(ModelVersion, run.model_after_id)
         assert model_after is not None
+        serving = production_model(session)
+        if serving is None or serving.id != model_after.id:
+            raise RuntimeError(
+                f"production is model version {serving.id if serving else None}, not this run's "
+                f"model version {model_after.id}: no certificate may name a model that does not "
+                "serve"
+            )
         status = "final" if run.verification.get("mode") == "final" else "provisional"
         paths = []
         for t in tickets:

@@ -26,8 +26,10 @@ from .conftest import make_home
 from .test_workflow import _open_and_fill, process_once
 
 
-def test_a_batch_that_erases_nothing_makes_no_model_version(tiny_artifacts, tmp_path, monkeypatch):
-    home = make_home(tiny_artifacts, tmp_path / "home", monkeypatch)
+def _certified_then_again(tiny_artifacts, home, monkeypatch):
+    """A platform whose first batch (DSAR-1001 among others) is certified, and a validated
+    ticket asking to erase DSAR-1001's user again: (platform, its id, versions, production)."""
+    make_home(tiny_artifacts, home, monkeypatch)
     platform = _open_and_fill(home)
     ingest_inbox(platform, now=utcnow())
     with session_scope(platform.engine) as session:
@@ -59,6 +61,13 @@ def test_a_batch_that_erases_nothing_makes_no_model_version(tiny_artifacts, tmp_
         )
         transition(session, again, TicketStatus.VALIDATED, actor="test")
         again_id = int(again.id)
+    return platform, again_id, versions, production
+
+
+def test_a_batch_that_erases_nothing_makes_no_model_version(tiny_artifacts, tmp_path, monkeypatch):
+    platform, again_id, versions, production = _certified_then_again(
+        tiny_artifacts, tmp_path / "home", monkeypatch
+    )
     summary = process.run_batch(platform, [again_id], device="cpu")
     assert (summary.status, summary.stage) == ("succeeded", "certified")
     assert len(summary.certificates) == 1
@@ -73,3 +82,35 @@ def test_a_batch_that_erases_nothing_makes_no_model_version(tiny_artifacts, tmp_
         assert "nothing to erase" in run.verification["reasons"][0]
         ticket = session.get(Ticket, again_id)
         assert ticket.status == TicketStatus.CERTIFIED and ticket.removed_interactions == 0
+
+
+def test_no_certificate_names_a_model_that_is_not_production(tiny_artifacts, tmp_path, monkeypatch):
+    """If another model became production meanwhile, the run fails at certification, saying
+    which model serves, and issues no certificate."""
+    platform, again_id, _, production = _certified_then_again(
+        tiny_artifacts, tmp_path / "home", monkeypatch
+    )
+    made: list[int] = []
+    real_purge = process.stage_purge
+
+    def purge_then_another_model_serves(*args, **kwargs):
+        real_purge(*args, **kwargs)
+        with session_scope(platform.engine) as session:
+            serving = session.get(ModelVersion, production)
+            newer = ModelVersion(
+                kind="unlearned",
+                sha256=serving.sha256,
+                dvc_md5=serving.dvc_md5,
+                path=serving.path,
+                dataset_version_id=serving.dataset_version_id,
+            )
+            session.add(newer)
+            session.flush()
+            made.append(int(newer.id))
+
+    monkeypatch.setattr(process, "stage_purge", purge_then_another_model_serves)
+    summary = process.run_batch(platform, [again_id], device="cpu")
+    assert summary.status == "failed" and summary.certificates == []
+    assert f"production is model version {made[0]}, not this run's" in (summary.error or "")
+    with session_scope(platform.engine) as session:
+        assert session.get(Ticket, again_id).status == TicketStatus.FAILED
