@@ -157,7 +157,13 @@ def _ledger_checks(settings, cert: dict, public_key, *, default_key: bool) -> li
     from sqlmodel import select
 
     from unlearnrec import certificates as certs
-    from unlearnrec.ledger import Certificate, LedgerUnavailable, make_engine, session_scope
+    from unlearnrec.ledger import (
+        AuditEvent,
+        Certificate,
+        LedgerUnavailable,
+        make_engine,
+        session_scope,
+    )
     from unlearnrec.ledger.keys import recorded_keys
 
     try:
@@ -166,6 +172,11 @@ def _ledger_checks(settings, cert: dict, public_key, *, default_key: bool) -> li
             recorded = recorded_keys(session)
             cid = str(cert.get("certificate_id"))
             row = session.exec(select(Certificate).where(Certificate.certificate_id == cid)).first()
+            revoked = session.exec(
+                select(AuditEvent).where(
+                    AuditEvent.action == "certificate.revoked", AuditEvent.entity_id == cid[:80]
+                )
+            ).first()
     except (LedgerUnavailable, OperationalError):
         return None
     problems: list[str] = []
@@ -178,7 +189,16 @@ def _ledger_checks(settings, cert: dict, public_key, *, default_key: bool) -> li
     problems += certs.check_public_key(public_key, recorded, signing)
     if row is None:
         problems.append(f"certificate {cid[:80]} is not recorded in the ledger (not issued by it)")
-    else:
+    try:  # the file's hash: certificates are written as canonical JSON and a newline
+        file_sha = certs.sha256_hex(certs.canonical_json(cert) + b"\n")
+    except (TypeError, ValueError):
+        file_sha = ""
+    if revoked is not None and revoked.data.get("sha256") == file_sha:
+        problems.append(
+            f"certificate {cid[:80]} was revoked by the platform (audit event {revoked.position}: "
+            f"{revoked.data.get('reason', 'no reason recorded')})"
+        )
+    if row is not None:
         try:
             digest = certs.certificate_digest(cert)
         except (TypeError, ValueError):

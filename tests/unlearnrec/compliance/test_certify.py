@@ -141,3 +141,33 @@ def test_the_rerun_issue_settles_what_was_left_and_publishes_its_own(platform):
         assert pending(platform) == ["cert-r1-t1-provisional.json", "cert-r1-t2-provisional.json"]
     assert published(platform) == ["cert-r1-t1-provisional.json", "cert-r1-t2-provisional.json"]
     assert pending(platform) == []
+
+
+def test_certificate_verify_says_a_copy_of_a_revoked_certificate_was_revoked(
+    platform, tmp_path, capsys
+):
+    """A copy taken of a pending certificate before its run died: ``certificate verify``
+    reports it revoked, naming the event; the re-issued certificate of that id verifies."""
+    from unlearnrec import cli_compliance
+    from unlearnrec.cli import main as cli_main
+
+    with pytest.raises(RuntimeError), session_scope(platform.engine) as session:
+        issue(platform, session, 1)
+        copy = tmp_path / "copy.json"
+        copy.write_bytes(
+            (certify.pending_dir(platform) / "cert-r1-t1-provisional.json").read_bytes()
+        )
+        # the run dies here; its pending file stays (a rollback would delete it: put it back)
+        raise RuntimeError("killed")
+    certify.pending_dir(platform).mkdir(exist_ok=True)
+    (certify.pending_dir(platform) / "cert-r1-t1-provisional.json").write_bytes(copy.read_bytes())
+    with session_scope(platform.engine) as session:
+        issue(platform, session, 1)  # the rerun: revokes the leftover, issues anew
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cli_compliance, "_platform", lambda args, actor: platform)
+        home = ["--home", str(platform.settings.home)]
+        assert cli_main(["certificate", "verify", str(copy), *home]) == 1
+        out = capsys.readouterr().out
+        assert "cert-r1-t1-provisional was revoked by the platform (audit event" in out
+        fresh = platform.settings.certificates / "cert-r1-t1-provisional.json"
+        assert cli_main(["certificate", "verify", str(fresh), *home]) == 0, capsys.readouterr()
