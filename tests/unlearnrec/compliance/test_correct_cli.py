@@ -93,3 +93,19 @@ def test_tickets_correct_records_a_correction_with_the_reason(platform, capsys):
     # The correction is open now: correcting it again is refused.
     with pytest.raises(SystemExit, match="only a rejected ticket can be corrected"):
         cli_main(["tickets", "correct", "DSAR-77", "--subject", "user-6", "--reason", "again"])
+
+
+def test_tickets_list_flags_an_overdue_ticket(platform, capsys):
+    """Received 75 days ago under GDPR: past its deadline, still open, flagged OVERDUE."""
+    _drop(
+        platform,
+        "a.json",
+        [{**TYPO, "kind": "erase_user", "received_at": "2026-09-06T10:00:00+00:00"}],
+    )
+    ingest_inbox(platform, now=NOW)
+    capsys.readouterr()
+    assert cli_main(["tickets", "list"]) == 0
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if "DSAR-77" in line]
+    assert "received" in row and "OVERDUE" in row
+    assert cli_main(["tickets", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["overdue"] is True
