@@ -78,6 +78,8 @@ class DvcStore:
         folders = [self.root]
         if "://" not in self.remote_url:
             remote = Path(self.remote_url)
+            if not remote.is_absolute():  # dvc ran in the store: relative to it
+                remote = self.root / remote
             remote.mkdir(mode=0o700, parents=True, exist_ok=True)
             folders.append(remote)
         for folder in folders:
