@@ -153,10 +153,12 @@ def process_deletions(params: ProcessParams | None = None) -> list[process.RunSu
         if swept:
             logger.warning("removed %d scratch folder(s) left by killed runs", len(swept))
         runs = _process(params, logger)
-    failed = [r for r in runs if r.status == "failed"]
+    # Failed (retried next pass) or escalated (a person must act): either way the flow run
+    # fails, so the orchestrator's notifications reach someone.
+    failed = [r for r in runs if r.status in ("failed", "escalated")]
     if failed:
         raise BatchFailed(
-            "; ".join(f"run {r.run_id} failed at stage {r.stage}: {r.error}" for r in failed)
+            "; ".join(f"run {r.run_id} {r.status} at stage {r.stage}: {r.error}" for r in failed)
         )
     return runs
 

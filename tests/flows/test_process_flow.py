@@ -118,3 +118,16 @@ def test_a_failed_batch_fails_the_flow_run(harness, tiny_artifacts, tmp_path, mo
         assert run.status == "failed" and "simulated out of memory" in (run.error or "")
         statuses = {t.external_id: t.status for t in session.exec(select(Ticket))}
     assert {k for k, s in statuses.items() if s == TicketStatus.FAILED} == VALID
+
+    # The next pass retries it (the policy allows 2 attempts); failing again, the run and its
+    # tickets are escalated to a person instead of silently dropped, and the flow run fails.
+    state = process_deletions(ProcessParams(force=True, device="cpu"), return_state=True)
+    assert state.is_failed() and "escalated" in (state.message or "")
+    with session_scope(platform.engine) as session:
+        run = session.exec(select(UnlearningRun)).one()
+        assert (run.status, run.attempt) == ("escalated", 2)
+        tickets = {t.external_id: t for t in session.exec(select(Ticket))}
+    for external_id in VALID:
+        assert tickets[external_id].status == TicketStatus.ESCALATED
+        assert "needs a person" in (tickets[external_id].reason or "")
+    assert process.plan_batches(platform, now=utcnow(), force=True) == []  # not retried again

@@ -680,20 +680,27 @@ def _run_batch(
             log.error("run %s failed: %s", run_id, error)
             with session_scope(platform.engine) as session:
                 run, tickets = _run_and_tickets(session, run_id)
-                run.status, run.error = "failed", error
+                # The last attempt escalates: the batch is no longer retried, so a person must
+                # take its tickets on (a failed ticket nobody retries would be a lost duty).
+                last = run.attempt >= platform.policy.on_failure.max_attempts
+                run.status, run.error = ("escalated" if last else "failed"), error
                 session.add(run)
+                target = TicketStatus.ESCALATED if last else TicketStatus.FAILED
+                reason = (
+                    f"failed {run.attempt} attempt(s), not retried: needs a person; {error}"
+                    if last
+                    else error
+                )
                 for t in tickets:
-                    if TicketStatus.FAILED in TicketStatus.TRANSITIONS.get(t.status, ()):
-                        transition(
-                            session, t, TicketStatus.FAILED, actor=platform.actor, reason=error
-                        )
+                    if target in TicketStatus.TRANSITIONS.get(t.status, ()):
+                        transition(session, t, target, actor=platform.actor, reason=reason)
                 append_event(
                     session,
                     actor=platform.actor,
-                    action="run.failed",
+                    action="run.escalated" if last else "run.failed",
                     entity="run",
                     entity_id=run_id,
-                    data={"stage": stage, "error": error[:500]},
+                    data={"stage": stage, "attempt": run.attempt, "error": error[:500]},
                 )
             break
     with session_scope(platform.engine) as session:
