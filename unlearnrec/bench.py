@@ -92,7 +92,7 @@ def _prepare(
     exclude_base = np.concatenate([graph.edges_numpy(), splits.valid])
     users, items = base.final_embeddings(graph)
     base_util = evaluate_ranking(users, items, splits.test, exclude_base, settings.train.topk)
-    state = ModelState(base, graph, splits.valid, settings.train)
+    state = ModelState(base, graph, splits.valid, settings.train, base_result.best_epoch)
     methods: dict[str, tuple[Any, float, float | None]] = {}
     for name in settings.methods:
         method = METHODS[name](settings.method_params.get(name, {}))

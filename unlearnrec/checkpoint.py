@@ -93,6 +93,16 @@ def save_checkpoint(
     return save_torch(path, payload)
 
 
+def fit_epochs_of(meta: dict[str, Any]) -> int | None:
+    """Epochs the model's lineage was trained for (its training's best epoch), from a
+    checkpoint's meta: a trained model records ``metrics.best_epoch``, an unlearned one carries
+    ``extra.fit_epochs`` forward from the model it came from. None when neither is there."""
+    value = (meta.get("metrics") or {}).get("best_epoch") or (meta.get("extra") or {}).get(
+        "fit_epochs"
+    )
+    return int(value) if value else None
+
+
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Checkpoint:
     """Rebuild the model of a checkpoint on ``device``; the rest is returned as ``meta``."""
     payload = torch.load(Path(path), map_location="cpu", weights_only=True)

@@ -153,7 +153,7 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     import numpy as np
 
     from unlearnrec import pipeline
-    from unlearnrec.checkpoint import load_checkpoint, save_checkpoint
+    from unlearnrec.checkpoint import fit_epochs_of, load_checkpoint, save_checkpoint
     from unlearnrec.experiment import Splits, build_request
     from unlearnrec.graph import Graph
     from unlearnrec.unlearning import ModelState
@@ -170,7 +170,9 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     else:
         request = build_request(args.request, splits.fit, args.seed)
     method = pipeline.load_encoder(Path(args.encoder), device)
-    outcome = method.unlearn(ModelState(ckpt.model, graph, splits.valid, params.train), request)
+    fit_epochs = fit_epochs_of(ckpt.meta)
+    state = ModelState(ckpt.model, graph, splits.valid, params.train, fit_epochs)
+    outcome = method.unlearn(state, request)
     out = Path(args.out)
     digest = save_checkpoint(
         out / "model.pt",
@@ -182,6 +184,7 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
             "unlearned_from": ckpt.meta.get("code_version"),
             "request": request.describe(),
             "seconds": outcome.seconds,
+            "fit_epochs": fit_epochs,
         },
     )
     np.savetxt(out / "removed_edges.csv", request.edges, fmt="%d", delimiter=",")
@@ -216,11 +219,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from unlearnrec.data import read_dataset
     from unlearnrec.experiment import make_splits
     from unlearnrec.pipeline import write_json
+    from unlearnrec.unlearning.requests import parse_spec
 
     requests = args.request or ["random:0.01"]
     several = len(requests) > 1
+    for spec in requests:  # fail before hours of training, not after
+        try:
+            parse_spec(spec)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2  # a usage error, before any training
     if args.json:
-        _json_path(args.json, requests[0], several)  # fail before hours of training, not after
+        _json_path(args.json, requests[0], several)
     params, _ = _params(args.params, args.set)
     data = read_dataset(
         args.data,
@@ -228,6 +238,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         seed=params.data.seed,
         test_fraction=params.data.test_fraction,
     )
+    if args.subsample_users:
+        from unlearnrec.data import subsample_users
+
+        data = subsample_users(data, args.subsample_users, 0, args.min_item_degree)
     splits = make_splits(data, params.data.valid_fraction, params.data.seed)
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     settings = settings_from_params(
@@ -341,8 +355,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--request",
         action="append",
         default=None,
-        help="random:FRACTION, users:COUNT, items:COUNT or noise:FRACTION (default "
-        "random:0.01); repeat it to bench several requests on one base model and encoder",
+        help="random:FRACTION, users:COUNT, items:COUNT, noise:FRACTION or "
+        "mixed:USERS,EDGES,ITEMS (default random:0.01); repeat it to bench several requests "
+        "on one base model and encoder",
+    )
+    p.add_argument(
+        "--subsample-users",
+        type=int,
+        default=None,
+        metavar="N",
+        help="bench on a fixed sample of N users (seed 0) and their interactions: a large "
+        "graph on a small machine",
+    )
+    p.add_argument(
+        "--min-item-degree",
+        type=int,
+        default=1,
+        metavar="K",
+        help="with --subsample-users: keep only items with K training pairs in the sample",
     )
     p.add_argument("--methods", default="retrain,unlearnrec", help="comma-separated")
     p.add_argument("--seed", type=int, default=0, help="seed of the request")

@@ -21,6 +21,8 @@ from unlearnrec.unlearning.requests import (
     DeletionRequest,
     item_level,
     least_related_edges,
+    mixed,
+    parse_mixed,
     parse_spec,
     random_edges,
     user_level,
@@ -121,6 +123,8 @@ def build_request(
         return user_level(fit, int(number), rng)
     if kind == "items":
         return item_level(fit, int(number), rng)
+    if kind == "mixed":
+        return mixed(fit, *parse_mixed(spec), rng)
     if clean_model is None:
         raise ValueError("noise requests need a model trained on the clean graph")
     model, graph = clean_model

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from unlearnrec.checkpoint import load_checkpoint, save_checkpoint, save_torch
+from unlearnrec.checkpoint import fit_epochs_of, load_checkpoint, save_checkpoint, save_torch
 from unlearnrec.config import Params, from_dict, to_dict
 from unlearnrec.experiment import Splits, build_request, load_splits, train_base
 from unlearnrec.files import atomic_write_text, sha256_file
@@ -148,7 +148,8 @@ def pretrain(
 
     graph = Graph.from_edges(splits.fit, splits.num_users, splits.num_items, device)
     method = UnlearnRec.from_params(params.unlearnrec)
-    seconds = method.prepare(ModelState(ckpt.model, graph, splits.valid, params.train))
+    state = ModelState(ckpt.model, graph, splits.valid, params.train, fit_epochs_of(ckpt.meta))
+    seconds = method.prepare(state)
     digest = save_encoder(out / "encoder.pt", method, sha256_file(base_path))
     last = method.pretrain_history[-1] if method.pretrain_history else {}
     metrics = {
@@ -186,7 +187,7 @@ def evaluate(
     from unlearnrec.graph import Graph
 
     graph = Graph.from_edges(splits.fit, splits.num_users, splits.num_items, device)
-    state = ModelState(ckpt.model, graph, splits.valid, params.train)
+    state = ModelState(ckpt.model, graph, splits.valid, params.train, fit_epochs_of(ckpt.meta))
     spec = evaluate_params.get("request", "random:0.01")
     request = build_request(spec, splits.fit, int(evaluate_params.get("seed", 0)))
     method = load_encoder(encoder_path, device)

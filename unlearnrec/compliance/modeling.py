@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from unlearnrec.checkpoint import load_checkpoint, save_checkpoint
+from unlearnrec.checkpoint import fit_epochs_of, load_checkpoint, save_checkpoint
 from unlearnrec.compliance.dataset import DatasetFiles
 from unlearnrec.config import TrainConfig, from_dict, to_dict
 from unlearnrec.data.dataset import contains_edges
@@ -33,6 +33,10 @@ class LoadedModel:
     meta: dict[str, Any]
     train_config: TrainConfig
     method: UnlearnRec | None  # with its encoder, when the folder has one
+
+    @property
+    def fit_epochs(self) -> int | None:
+        return fit_epochs_of(self.meta)
 
 
 def load_model_folder(folder: Path, device: torch.device) -> LoadedModel:
@@ -77,7 +81,7 @@ def unlearn_batch(
         if len(removed)
         else (removed)
     )
-    state = ModelState(loaded.model, graph, before.valid, loaded.train_config)
+    state = ModelState(loaded.model, graph, before.valid, loaded.train_config, loaded.fit_epochs)
     method = UnlearnRec.from_params(params)
     if loaded.method is not None:
         method.encoder = loaded.method.encoder  # pre-trained on this model: reuse it
@@ -96,7 +100,11 @@ def unlearn_batch(
         train_config=to_dict(loaded.train_config),
         data_hash=data_hash,
         metrics={},
-        extra={"unlearned_edges": len(in_graph), "seconds": outcome.seconds},
+        extra={
+            "unlearned_edges": len(in_graph),
+            "seconds": outcome.seconds,
+            "fit_epochs": loaded.fit_epochs,
+        },
     )
     save_encoder(out / "encoder.pt", method, "")
     return UnlearnResult(out, outcome.seconds, refresh, len(in_graph), outcome.details)
@@ -126,7 +134,10 @@ def retrain_model(
         outcome.model,
         train_config=to_dict(loaded.train_config),
         data_hash=data_hash,
-        metrics={"valid": outcome.details.get("valid", {})},
+        metrics={
+            "valid": outcome.details.get("valid", {}),
+            "best_epoch": outcome.details.get("best_epoch"),
+        },
     )
     return out, time.perf_counter() - start
 
@@ -139,7 +150,9 @@ def attach_encoder(
     loaded = load_model_folder(folder, dev)
     method = UnlearnRec.from_params(params)
     seconds = method.prepare(
-        ModelState(loaded.model, graph_of(files, dev), files.valid, loaded.train_config)
+        ModelState(
+            loaded.model, graph_of(files, dev), files.valid, loaded.train_config, loaded.fit_epochs
+        )
     )
     save_encoder(folder / "encoder.pt", method, "")
     return seconds

@@ -12,6 +12,7 @@ from unlearnrec.data.dataset import (
     remove_edges,
 )
 from unlearnrec.data.readers import read_dataset, read_lightgcn, read_movielens, write_lightgcn
+from unlearnrec.data.subsample import subsample_users
 from unlearnrec.data.split import split_train_test, split_validation
 from unlearnrec.data.synthetic import generate_synthetic, synthetic_item_groups, write_synthetic
 
@@ -29,6 +30,7 @@ __all__ = [
     "remove_edges",
     "split_train_test",
     "split_validation",
+    "subsample_users",
     "synthetic_item_groups",
     "write_lightgcn",
     "write_synthetic",

@@ -54,6 +54,11 @@ class GraphRecommender(nn.Module):
         """(N, d) final embeddings over ``graph``."""
         raise NotImplementedError
 
+    def isolated_scale(self) -> float:
+        """c with final = c * e0 for a node without edges (the mean of layers 0..L here: only
+        layer 0 is non-zero)."""
+        return 1.0 / (self.config.num_layers + 1)
+
     def make_views(self, graph: Graph, generator: torch.Generator) -> Any:
         """Per-epoch state of the self-supervised term (e.g. SGL's dropped graphs); None if none."""
         return None

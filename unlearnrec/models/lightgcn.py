@@ -30,5 +30,8 @@ class MF(GraphRecommender):
 
     name = "mf"
 
+    def isolated_scale(self) -> float:
+        return 1.0
+
     def propagate(self, graph: Graph, e0: torch.Tensor | None = None) -> torch.Tensor:
         return self.embedding if e0 is None else e0

@@ -15,6 +15,9 @@ class SimGCL(GraphRecommender):
     # at the first epochs on ML-100K (valid Recall@20 0.07 vs 0.28 at 0.01, same 20 epochs).
     default_init_std = 0.01
 
+    def isolated_scale(self) -> float:
+        return 0.0  # layers 1..L only: a node without edges reads out zero
+
     def _propagate(
         self, graph: Graph, e0: torch.Tensor, generator: torch.Generator | None
     ) -> torch.Tensor:

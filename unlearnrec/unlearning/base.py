@@ -23,6 +23,9 @@ class ModelState:
     graph: Graph
     valid_edges: np.ndarray  # (V, 2) validation pairs used for early stopping
     train_config: TrainConfig
+    # epochs the model's training ran to its best checkpoint (what a retrain takes); None when
+    # unknown. UnlearnRec replays that many epochs of negative sampling for taken-down items.
+    fit_epochs: int | None = None
 
 
 @dataclass
@@ -37,7 +40,9 @@ class UnlearnOutcome:
 
     def as_state(self, before: ModelState) -> ModelState:
         """The outcome as the base of the next request (sequential unlearning)."""
-        return ModelState(self.model, self.graph, before.valid_edges, before.train_config)
+        return ModelState(
+            self.model, self.graph, before.valid_edges, before.train_config, before.fit_epochs
+        )
 
 
 class UnlearningMethod(Protocol):

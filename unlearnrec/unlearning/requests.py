@@ -3,7 +3,9 @@
 Protocols (see docs/method.md): ``random:FRACTION`` of training edges, ``users:COUNT`` (all
 interactions of COUNT users), ``items:COUNT`` (all interactions with COUNT items), and
 ``noise:FRACTION`` (the UnlearnRec authors' protocol: inject least-related edges, train on the
-augmented graph, then forget exactly those edges).
+augmented graph, then forget exactly those edges), and ``mixed:USERS,EDGES,ITEMS`` (one batch of
+the platform's ticket kinds together: USERS erased users, EDGES random interactions of other
+users, ITEMS taken-down items).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import torch
 
 from unlearnrec.data.dataset import as_edges, contains_edges, edge_keys, normalise_edges
 
-KINDS = ("random", "users", "items", "noise", "edges")
+KINDS = ("random", "users", "items", "noise", "mixed", "edges")
 
 
 @dataclass(frozen=True)
@@ -40,14 +42,29 @@ class DeletionRequest:
         }
 
 
-def parse_spec(spec: str) -> tuple[str, float]:
-    """``"random:0.01"`` -> ("random", 0.01), with the kind and the number checked."""
+SPEC_HELP = "random:FRACTION, users:COUNT, items:COUNT, noise:FRACTION or mixed:USERS,EDGES,ITEMS"
+
+
+def parse_mixed(spec: str) -> tuple[int, int, int]:
+    """``"mixed:2,20,1"`` -> (2, 20, 1): erased users, random edges, taken-down items."""
     kind, _, value = spec.partition(":")
+    parts = value.split(",")
+    if kind != "mixed" or len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
+        raise ValueError(f"bad request spec {spec!r}: use mixed:USERS,EDGES,ITEMS (three counts)")
+    counts = tuple(int(p) for p in parts)
+    if sum(counts) == 0:
+        raise ValueError(f"bad request spec {spec!r}: a mixed request needs something to erase")
+    return counts  # type: ignore[return-value]
+
+
+def parse_spec(spec: str) -> tuple[str, float]:
+    """``"random:0.01"`` -> ("random", 0.01), with the kind and the number checked
+    (``mixed`` specs: the total count; ``parse_mixed`` gives the parts)."""
+    kind, _, value = spec.partition(":")
+    if kind == "mixed":
+        return kind, float(sum(parse_mixed(spec)))
     if kind not in ("random", "users", "items", "noise") or not value:
-        raise ValueError(
-            f"bad request spec {spec!r}: use random:FRACTION, users:COUNT, items:COUNT "
-            "or noise:FRACTION"
-        )
+        raise ValueError(f"bad request spec {spec!r}: use {SPEC_HELP}")
     try:
         number = float(value)
     except ValueError:
@@ -80,6 +97,26 @@ def item_level(train: np.ndarray, count: int, rng: np.random.Generator) -> Delet
     chosen = np.sort(rng.choice(items, size=min(count, len(items)), replace=False))
     return DeletionRequest(
         "items", as_edges(train[np.isin(train[:, 1], chosen)]), items=tuple(map(int, chosen))
+    )
+
+
+def mixed(
+    train: np.ndarray, users: int, edges: int, items: int, rng: np.random.Generator
+) -> DeletionRequest:
+    """A batch of the platform's ticket kinds: every interaction of ``users`` users, ``edges``
+    random interactions of other users, and every interaction with ``items`` items."""
+    train = as_edges(train)
+    chosen_users = np.sort(rng.choice(np.unique(train[:, 0]), size=users, replace=False))
+    chosen_items = np.sort(rng.choice(np.unique(train[:, 1]), size=items, replace=False))
+    whole = np.isin(train[:, 0], chosen_users) | np.isin(train[:, 1], chosen_items)
+    rest = np.nonzero(~whole)[0]
+    picked = rng.choice(rest, size=min(edges, len(rest)), replace=False)
+    whole[picked] = True
+    return DeletionRequest(
+        "mixed",
+        as_edges(train[whole]),
+        users=tuple(map(int, chosen_users)),
+        items=tuple(map(int, chosen_items)),
     )
 
 

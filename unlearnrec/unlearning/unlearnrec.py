@@ -41,6 +41,7 @@ from unlearnrec.training import make_generator, model_loss, sample_negatives
 from unlearnrec.unlearning.base import ModelState, Stopwatch, UnlearnOutcome
 from unlearnrec.unlearning.encoder import InfluenceEncoder
 from unlearnrec.unlearning.idm import InfluenceDependency, drop_edges, influence_dependency
+from unlearnrec.unlearning.isolated import negative_push
 from unlearnrec.unlearning.requests import DeletionRequest
 
 
@@ -54,6 +55,12 @@ class UnlearnRecConfig:
     w_eta_init: float = 2e-3  # initial per-node withdrawal scale
     negative_slope: float = 0.2  # LeakyReLU of the MLP
     reset_isolated: bool = True  # re-initialise nodes left without edges, as retrain has them
+    # choice: where a reset *item* goes. "fresh": its initial draw (chance level). "negative":
+    # replay the push retrain gives it as every user's sampled negative over the training's
+    # epochs (``isolated.negative_push``), which puts it below never-seen items as retrain does.
+    isolated_items: str = "negative"
+    isolated_edges: int = 4096  # residual edges sampled as the users of that replay
+    isolated_growth: float = 0.25  # users form as (t/T)^growth during the replayed training
     # Loss weights
     lambda_u: float = 0.15  # pre-training's (the fine-tune has finetune_lambda_u)
     lambda_p: float = 0.02
@@ -75,9 +82,16 @@ class UnlearnRecConfig:
     pretrain_lr: float = 1e-2
     pretrain_batch_size: int = 8192
     # Unlearning a real request
-    finetune_steps: int = 20
+    finetune_steps: int = 20  # at most this many steps (see finetune_stop)
     finetune_batch_size: int = 8192
     finetune_lr: float = 5e-3
+    # choice: when the fine-tune stops. "fixed": after finetune_steps. "calibrated": as soon as
+    # the removed pairs' mean per-user z-score (zscore loss) has come down to the mean of their
+    # held-out targets, i.e. when the forgotten edges sit where never-trained pairs sit; the
+    # criterion needs no retrain, and the strength follows the request, not the dataset.
+    finetune_stop: str = "calibrated"
+    finetune_min_steps: int = 1  # steps before the stop may fire (and the steps of a request
+    # with no pair left for L_u, e.g. erased users only: the rows around them re-fit briefly)
     # choice: L_u of the fine-tune (pre-training always uses "score").
     # "score": −log σ(−ŷ') of each removed edge, the method's definition: it pushes raw scores
     #   down, which a short fine-tune meets by lowering all of a user's scores together, and the
@@ -208,6 +222,15 @@ def zscore_targets(
     return _interp(_interp(z_of(removed), q_members, q), q, q_heldout)
 
 
+def _two_sample_auc(a: torch.Tensor, b: torch.Tensor) -> float:
+    """P(a_i > b_j) over all pairs (ties count half), by ranks (Mann-Whitney); a (n,), b (m,)."""
+    both = torch.cat([a, b])
+    ranks = torch.empty_like(both)
+    ranks[torch.argsort(both)] = torch.arange(1, len(both) + 1, dtype=both.dtype, device=a.device)
+    n, m = len(a), len(b)
+    return float((ranks[:n].sum() - n * (n + 1) / 2) / (n * m))
+
+
 def _unlearn_loss(
     final: torch.Tensor,
     removed: torch.Tensor,
@@ -215,16 +238,19 @@ def _unlearn_loss(
     config: UnlearnRecConfig,
     targets: torch.Tensor | None,
     generator: torch.Generator,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, float | None]:
     """L_u over a batch of removed (u, i) pairs (``UnlearnRecConfig.finetune_unlearn_loss``):
-    the score loss, or with ``targets`` (B,) the z-score each pair goes down to, the z loss."""
+    the score loss, or with ``targets`` (B,) the z-score each pair goes down to, the z loss.
+    Also returns mean(z − target) over the batch (None for the score loss): at or below 0 the
+    pairs sit, on average, where never-trained pairs sit."""
     u, i = removed[:, 0], removed[:, 1]
     if targets is None:  # pre-training, or finetune_unlearn_loss="score"
-        return F.softplus((final[u] * final[i + num_users]).sum(1)).mean()  # = −log σ(−ŷ')
+        return F.softplus((final[u] * final[i + num_users]).sum(1)).mean(), None  # −log σ(−ŷ')
     num_items = final.shape[0] - num_users
     columns = _sample_rows(num_items, config.unlearn_items, generator, final.device)
     z = _user_zscores(final, u, i, num_users, columns)
-    return F.relu(z - targets).pow(2).mean()  # down to the target, never pushed up
+    gap = float(_two_sample_auc(z.detach(), targets) - 0.5)
+    return F.relu(z - targets).pow(2).mean(), gap  # down to the target, never pushed up
 
 
 def _objective(
@@ -262,9 +288,11 @@ def _objective(
     if config.lambda_u and len(removed):
         pick = _sample_rows(len(removed), batch_size, generator, device)
         t = targets[pick] if targets is not None else None
-        l_u = _unlearn_loss(final, removed[pick], model.num_users, config, t, generator)
+        l_u, gap = _unlearn_loss(final, removed[pick], model.num_users, config, t, generator)
         total = total + config.lambda_u * l_u
         parts["unlearn"] = float(l_u.detach())
+        if gap is not None:
+            parts["z_gap"] = gap
     if config.lambda_p and config.preserve_on == "touched":
         l_p = _preserve_touched_loss(final, orig_final, idm, model.num_users, config, generator)
         total = total + config.lambda_p * l_p
@@ -326,6 +354,50 @@ def _correction_mask(
     return idm.touched.float().unsqueeze(1)
 
 
+def _push_isolated_items(
+    e0: torch.Tensor,
+    isolated: torch.Tensor,
+    model: GraphRecommender,
+    graph_r: Graph,
+    orig_final: torch.Tensor,
+    config: UnlearnRecConfig,
+    train_config: TrainConfig,
+    fit_epochs: int | None,
+    generator: torch.Generator,
+) -> str:
+    """Move the reset item rows of ``e0`` (in place) to where retrain's negative sampling puts
+    them (``isolated_items="negative"``, module ``isolated``); returns what was done."""
+    if config.isolated_items not in ("fresh", "negative"):
+        raise ValueError(
+            f"isolated_items must be 'fresh' or 'negative', not {config.isolated_items!r}"
+        )
+    nu = model.num_users
+    items = torch.nonzero(isolated[nu:]).flatten() + nu
+    if config.isolated_items == "fresh" or len(items) == 0 or len(graph_r.edges) == 0:
+        return "fresh"
+    if not fit_epochs:
+        # a model whose training length was not recorded: the items keep their fresh draw
+        # (chance level), and verification against retrain will say how far that is
+        return "fresh (training length unknown)"
+    pick = _sample_rows(len(graph_r.edges), config.isolated_edges, generator, e0.device)
+    users, pos = graph_r.edges[pick, 0], graph_r.edges[pick, 1] + nu
+    positive_scores = (orig_final[users] * orig_final[pos]).sum(1)  # (S,)
+    batches = -(-len(graph_r.edges) // train_config.batch_size)
+    e0[items] = negative_push(
+        e0[items],
+        orig_final[users],
+        positive_scores,
+        scale=model.isolated_scale(),
+        num_items=model.num_items,
+        batch_size=train_config.batch_size,
+        lr=train_config.lr,
+        weight_decay=train_config.weight_decay,
+        steps=fit_epochs * batches,
+        growth=config.isolated_growth,
+    )
+    return f"negative push over {fit_epochs} epochs"
+
+
 @dataclass
 class UnlearnRec:
     """The method behind the ``UnlearningMethod`` protocol. ``prepare`` pre-trains the encoder."""
@@ -365,6 +437,7 @@ class UnlearnRec:
             replace(self.config, finetune_steps=1),
             state.train_config,
             state.valid_edges,
+            state.fit_epochs,
         )
 
     # -- unlearning -----------------------------------------------------------------------------
@@ -379,6 +452,7 @@ class UnlearnRec:
             self.config,
             state.train_config,
             state.valid_edges,
+            state.fit_epochs,
         )
 
     def unlearn_sequence(
@@ -487,11 +561,14 @@ def unlearn_request(
     config: UnlearnRecConfig,
     train_config: TrainConfig,
     heldout: np.ndarray | torch.Tensor | None = None,
+    fit_epochs: int | None = None,
 ) -> UnlearnOutcome:
     """Forget ``request`` from ``model`` (trained on ``graph``): IE pass + brief fine-tune.
 
     ``heldout``: (H, 2) pairs the model was not trained on (its validation split), needed by
     ``finetune_unlearn_loss="zscore"`` as the level a forgotten pair goes down to.
+    ``fit_epochs``: epochs the model's training took (``ModelState.fit_epochs``); taken-down
+    items get that many epochs of retrain's negative push (``isolated_items="negative"``).
     Returns a new model (the input is left untouched) whose layer-0 table is Ẽ0, run on A_r.
     """
     device = graph.device
@@ -507,6 +584,7 @@ def unlearn_request(
         mask = _correction_mask(idm, config, graph.num_users)
         e0 = model.embedding.detach().clone()
         isolated = torch.zeros_like(idm.touched)
+        isolated_items = "none"
         if config.reset_isolated:
             isolated = idm.touched & (graph_r.degrees() == 0)
             n_iso = int(isolated.sum())
@@ -515,6 +593,9 @@ def unlearn_request(
                     torch.randn(n_iso, e0.shape[1], generator=gen, device=device) * model.init_std
                 )
                 mask = mask * (~isolated).float().unsqueeze(1)
+                isolated_items = _push_isolated_items(
+                    e0, isolated, model, graph_r, orig_final, config, train_config, fit_epochs, gen
+                )
         encode_seconds = clock.elapsed()
         # L_u only on edges whose endpoints both keep their rows: a reset row holds nothing of
         # the removed edges any more, and pushing it further would over-unlearn.
@@ -535,14 +616,29 @@ def unlearn_request(
             targets = zscore_targets(
                 orig_final, graph.num_users, removed, graph_r.edges, heldout, gen
             )
+        reset_rows = e0[isolated].clone() if bool(isolated.any()) else None
         e0 = torch.nn.Parameter(e0)
         mlp = copy.deepcopy(encoder.mlp).requires_grad_(True)
         if config.finetune_lambda_u is not None:
             config = replace(config, lambda_u=config.finetune_lambda_u)
         opt = torch.optim.Adam([e0, *mlp.parameters()], lr=config.finetune_lr)
         views = model.make_views(graph_r, gen)
+        if config.finetune_stop not in ("fixed", "calibrated"):
+            raise ValueError(
+                f"finetune_stop must be 'fixed' or 'calibrated', not {config.finetune_stop!r}"
+            )
         parts: dict[str, float] = {}
-        for _ in range(config.finetune_steps):
+        gaps: list[float] = []  # mean(z − target) of L_u's batch, step by step
+        steps = 0
+        max_steps = config.finetune_steps
+        calibrated = (
+            config.finetune_stop == "calibrated" and config.finetune_unlearn_loss == "zscore"
+        )
+        if calibrated and targets is None:
+            # nothing left for L_u to calibrate on (erased users and items only, whose rows were
+            # reset): the rows around them re-fit for the minimum number of steps
+            max_steps = min(max_steps, config.finetune_min_steps)
+        for _ in range(max_steps):
             e0_tilde = e0 + mask * mlp(delta)
             loss, parts = _objective(
                 model,
@@ -561,6 +657,16 @@ def unlearn_request(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if reset_rows is not None:
+                # reset rows stay where retrain has them: a consistent small gradient (weight
+                # decay) would move them by about lr per Adam step
+                with torch.no_grad():
+                    e0[isolated] = reset_rows
+            steps += 1
+            if "z_gap" in parts:
+                gaps.append(round(parts["z_gap"], 4))
+            if calibrated and steps >= config.finetune_min_steps and parts.get("z_gap", 1.0) <= 0.0:
+                break
         with torch.no_grad():
             e0_final = e0 + mask * mlp(delta)
         unlearned = copy.deepcopy(model)
@@ -576,6 +682,9 @@ def unlearn_request(
             "encode_seconds": encode_seconds,
             "finetune_seconds": seconds - encode_seconds,
             "reset_nodes": int(isolated.sum()),
+            "finetune_steps_run": steps,
+            "z_gaps": gaps,
+            "isolated_items": isolated_items,
             "touched_nodes": int(idm.touched.sum()),
             "last_losses": parts,
         },
