@@ -147,3 +147,14 @@ def test_several_requests_share_one_base_and_one_encoder(tmp_path, monkeypatch):
     assert first["base"] == second["base"] and first["shared_base"] and second["shared_base"]
     pre = [r["methods"]["unlearnrec"]["pretrain_seconds"] for r in (first, second)]
     assert pre[0] == pre[1] > 0
+
+
+def test_a_bad_request_spec_is_refused_before_any_work(tmp_path, capsys):
+    """The spec is checked before the data is even read (let alone a base model trained)."""
+    (tmp_path / "p.yaml").write_text("{}\n")
+    args = ["bench", "--data", str(tmp_path / "nope"), "--params", str(tmp_path / "p.yaml")]
+    assert main([*args, "--request", "random:0.01", "--request", "bogus:3"]) == 2
+    err = capsys.readouterr().err
+    assert "bad request spec 'bogus:3'" in err and "does not exist" not in err
+    assert main([*args, "--request", "mixed:1,2"]) == 2
+    assert "mixed:USERS,EDGES,ITEMS" in capsys.readouterr().err
