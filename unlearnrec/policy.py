@@ -45,7 +45,11 @@ class Batching(_Strict):
 
 class Unlearning(_Strict):
     method: Literal["unlearnrec", "retrain"] = "unlearnrec"
-    params: dict[str, Any] = Field(default_factory=dict, description="UnlearnRecConfig fields")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the method's settings: UnlearnRecConfig fields (unlearnrec) or training "
+        "overrides (retrain)",
+    )
     # Per ticket kind overrides of params (e.g. a strong fine-tune for poisoned data).
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
 

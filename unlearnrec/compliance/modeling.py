@@ -1,15 +1,19 @@
 """The ML side of the workflow (imports torch): unlearn a batch, retrain a reference, verify.
 
-A model folder holds ``model.pt`` (a self-describing checkpoint) and, for production models,
-``encoder.pt`` (the pre-trained Influence Encoder of that model).
+A batch is unlearned by the policy's method, found by name in ``unlearning.METHODS`` and run
+through the ``UnlearningMethod`` protocol. A model folder holds ``model.pt`` (a self-describing
+checkpoint) and, for production models of a method that prepares once per base model, that
+preparation (UnlearnRec: ``encoder.pt``, the pre-trained Influence Encoder of that model; see
+``PREPARED``).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -23,7 +27,7 @@ from unlearnrec.graph import Graph
 from unlearnrec.models import GraphRecommender
 from unlearnrec.pipeline import load_encoder, save_encoder
 from unlearnrec.training import resolve_device
-from unlearnrec.unlearning import ModelState, Retrain, UnlearnRec
+from unlearnrec.unlearning import METHODS, ModelState, Retrain, UnlearningMethod, UnlearnRec
 from unlearnrec.unlearning.requests import DeletionRequest
 
 
@@ -32,7 +36,6 @@ class LoadedModel:
     model: GraphRecommender
     meta: dict[str, Any]
     train_config: TrainConfig
-    method: UnlearnRec | None  # with its encoder, when the folder has one
 
     @property
     def fit_epochs(self) -> int | None:
@@ -42,10 +45,76 @@ class LoadedModel:
 def load_model_folder(folder: Path, device: torch.device) -> LoadedModel:
     ckpt = load_checkpoint(folder / "model.pt", device)
     train_config = from_dict(TrainConfig, ckpt.meta.get("train_config") or {})
-    method = (
-        load_encoder(folder / "encoder.pt", device) if (folder / "encoder.pt").exists() else (None)
-    )
-    return LoadedModel(ckpt.model, ckpt.meta, train_config, method)
+    return LoadedModel(ckpt.model, ckpt.meta, train_config)
+
+
+@dataclass(frozen=True)
+class Preparation:
+    """How a method's ``prepare`` work (done once per base model) lives next to the model: a file
+    of the model folder, written after each request and read back before the next one. Methods
+    without an entry in ``PREPARED`` prepare from scratch each time (Retrain: nothing to do)."""
+
+    filename: str
+    save: Callable[[Path, UnlearningMethod], None]
+    # read the file into the method and warm it up on the state, as prepare() would leave it
+    restore: Callable[[Path, UnlearningMethod, ModelState], None]
+    # re-prepare on the new model after a request (offline work, timed apart)
+    refresh: Callable[[UnlearningMethod], bool]
+
+
+def _save_encoder(path: Path, method: UnlearningMethod) -> None:
+    save_encoder(path, cast(UnlearnRec, method), "")
+
+
+def _restore_encoder(path: Path, method: UnlearningMethod, state: ModelState) -> None:
+    unlearnrec = cast(UnlearnRec, method)
+    # pre-trained on this model: reuse it (the policy's config, the file's encoder)
+    unlearnrec.encoder = load_encoder(path, state.graph.device).encoder
+    unlearnrec.warm_up(state)
+
+
+PREPARED: dict[str, Preparation] = {
+    "unlearnrec": Preparation(
+        "encoder.pt",
+        _save_encoder,
+        _restore_encoder,
+        lambda method: bool(cast(UnlearnRec, method).config.refresh_every),
+    ),
+}
+
+
+def prepared_method(
+    name: str, params: dict[str, Any], folder: Path, state: ModelState
+) -> UnlearningMethod:
+    """The policy's method ``name`` ready to unlearn from the model of ``folder`` (``state``):
+    its saved preparation restored when the folder has one, else prepared now."""
+    method = METHODS[name](params)
+    kept = PREPARED.get(method.name)
+    if kept is not None and (folder / kept.filename).exists():
+        kept.restore(folder / kept.filename, method, state)
+    else:
+        method.prepare(state)
+    return method
+
+
+def request_of(
+    removed: np.ndarray, before: DatasetFiles, after: DatasetFiles | None, kinds: set[str]
+) -> DeletionRequest:
+    """The deletion request of a batch: its training pairs (E, 2), and its kind from the
+    tickets' (``erase_user`` -> users, ``take_down_item`` -> items, ``erase_interactions`` ->
+    edges, several -> mixed), with the users and items it erases whole (no pair left ``after``)."""
+    kind_of = {"erase_user": "users", "take_down_item": "items", "erase_interactions": "edges"}
+    names = {kind_of.get(k, "edges") for k in kinds} or {"edges"}
+    kind = names.pop() if len(names) == 1 else "mixed"
+    users: tuple[int, ...] = ()
+    items: tuple[int, ...] = ()
+    if after is not None and len(removed):
+        left = after.all_pairs()
+        if "erase_user" in kinds:
+            users = tuple(map(int, np.setdiff1d(np.unique(removed[:, 0]), left[:, 0])))
+        if "take_down_item" in kinds:
+            items = tuple(map(int, np.setdiff1d(np.unique(removed[:, 1]), left[:, 1])))
+    return DeletionRequest(kind, removed, users=users, items=items)
 
 
 def graph_of(files: DatasetFiles, device: torch.device) -> Graph:
@@ -55,10 +124,11 @@ def graph_of(files: DatasetFiles, device: torch.device) -> Graph:
 @dataclass
 class UnlearnResult:
     folder: Path
-    seconds: float  # the unlearning step (encoder + fine-tune), what a ticket waits for
-    refresh_seconds: float  # re-pre-training the encoder on the new model (offline)
+    seconds: float  # the unlearning step (UnlearnRec: encoder + fine-tune), what a ticket waits for
+    refresh_seconds: float  # re-preparing the method on the new model (offline)
     graph_edges_removed: int
     details: dict[str, Any] = field(default_factory=dict)
+    method: str = "unlearnrec"  # the method that made the model
 
 
 def unlearn_batch(
@@ -68,11 +138,16 @@ def unlearn_batch(
     params: dict[str, Any],
     out: Path,
     *,
+    method: str = "unlearnrec",
+    kinds: set[str] | None = None,
+    after: DatasetFiles | None = None,
     device: str = "auto",
     data_hash: str = "",
 ) -> UnlearnResult:
-    """Forget ``removed`` (internal pairs, any split) from the model in ``before_folder``; write
-    the unlearned model and its refreshed encoder to ``out``."""
+    """Forget ``removed`` (internal pairs, any split) from the model in ``before_folder`` with
+    the method named ``method`` (``params`` its section); write the new model, and the method's
+    refreshed preparation when it keeps one, to ``out``. ``kinds`` (the tickets' kinds) and
+    ``after`` (the dataset after the purge) give the request its kind and whole users/items."""
     dev = resolve_device(device)
     loaded = load_model_folder(before_folder, dev)
     graph = graph_of(before, dev)
@@ -82,17 +157,12 @@ def unlearn_batch(
         else (removed)
     )
     state = ModelState(loaded.model, graph, before.valid, loaded.train_config, loaded.fit_epochs)
-    method = UnlearnRec.from_params(params)
-    if loaded.method is not None:
-        method.encoder = loaded.method.encoder  # pre-trained on this model: reuse it
-        method.warm_up(state)
-    else:
-        method.prepare(state)
-    outcome = method.unlearn(state, DeletionRequest("edges", in_graph))
+    unlearning = prepared_method(method, params, before_folder, state)
+    outcome = unlearning.unlearn(state, request_of(in_graph, before, after, kinds or set()))
     refresh = 0.0
-    next_state = outcome.as_state(state)
-    if method.config.refresh_every:
-        refresh = method.prepare(next_state)  # the encoder of the new production model
+    kept = PREPARED.get(unlearning.name)
+    if kept is not None and kept.refresh(unlearning):
+        refresh = unlearning.prepare(outcome.as_state(state))  # for the new production model
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(
         out / "model.pt",
@@ -106,8 +176,11 @@ def unlearn_batch(
             "fit_epochs": loaded.fit_epochs,
         },
     )
-    save_encoder(out / "encoder.pt", method, "")
-    return UnlearnResult(out, outcome.seconds, refresh, len(in_graph), outcome.details)
+    if kept is not None:
+        kept.save(out / kept.filename, unlearning)
+    return UnlearnResult(
+        out, outcome.seconds, refresh, len(in_graph), outcome.details, outcome.method
+    )
 
 
 def retrain_model(
@@ -142,19 +215,28 @@ def retrain_model(
     return out, time.perf_counter() - start
 
 
-def attach_encoder(
-    folder: Path, files: DatasetFiles, params: dict[str, Any], *, device: str = "auto"
+def attach_preparation(
+    folder: Path,
+    files: DatasetFiles,
+    params: dict[str, Any],
+    *,
+    method: str = "unlearnrec",
+    device: str = "auto",
 ) -> float:
-    """Pre-train an encoder for the model in ``folder`` (one promoted to production)."""
+    """Prepare the method for the model in ``folder`` (one promoted to production) and keep the
+    preparation next to it (UnlearnRec: pre-train its encoder); 0 for methods that keep none."""
+    kept = PREPARED.get(method)
+    if kept is None:
+        return 0.0
     dev = resolve_device(device)
     loaded = load_model_folder(folder, dev)
-    method = UnlearnRec.from_params(params)
-    seconds = method.prepare(
+    unlearning = METHODS[method](params)
+    seconds = unlearning.prepare(
         ModelState(
             loaded.model, graph_of(files, dev), files.valid, loaded.train_config, loaded.fit_epochs
         )
     )
-    save_encoder(folder / "encoder.pt", method, "")
+    kept.save(folder / kept.filename, unlearning)
     return seconds
 
 

@@ -443,6 +443,9 @@ def stage_unlearn(platform: Platform, run_id: int, device: str) -> None:
                 removed,
                 run.params,
                 Path(tmp) / "model",
+                method=run.method,
+                kinds={t.kind for t in tickets},
+                after=after,
                 device=device,
                 data_hash=after.content_hash(),
             )
@@ -451,7 +454,7 @@ def stage_unlearn(platform: Platform, run_id: int, device: str) -> None:
                 platform,
                 session,
                 result.folder,
-                kind="unlearned",
+                kind="retrain" if result.method == "retrain" else "unlearned",
                 dataset_version_id=int(run.dataset_after_id),  # type: ignore[arg-type]
                 parent_id=model_before.id,
                 run_id=run.id,
@@ -498,6 +501,9 @@ def stage_verify(platform: Platform, run_id: int, device: str) -> None:
                 ref_folder, secs = retrain_model(after, f_before, Path(tmp) / "ref", device=device)
                 run.timings = {**run.timings, "reference_seconds": secs}
             with checkout(platform, "model", m_after.dvc_md5) as f_after:
+                # A model the retrain method made is a retrained reference itself: it is
+                # measured against itself (final), not by the provisional heuristics.
+                own = f_after if m_after.kind == "retrain" and ref_folder is None else None
                 report = verify(
                     original_folder=f_before,
                     original=before,
@@ -505,7 +511,7 @@ def stage_verify(platform: Platform, run_id: int, device: str) -> None:
                     after=after,
                     removed=removed,
                     thresholds=thresholds,
-                    reference_folder=ref_folder,
+                    reference_folder=ref_folder or own,
                     device=device,
                 )
             if not report["passed"] and platform.policy.on_failure.action == "retrain":
@@ -572,11 +578,13 @@ def promote_retrain(
     device: str,
 ) -> tuple[ModelVersion, dict[str, Any]]:
     """The fallback when unlearning fails verification: the retrained model (which never saw the
-    erased data) becomes the production model, with an encoder of its own. Returns it and the
-    report saying what unlearning missed."""
-    from unlearnrec.compliance.modeling import attach_encoder
+    erased data) becomes the production model, prepared for the policy's method (UnlearnRec: an
+    encoder of its own). Returns it and the report saying what unlearning missed."""
+    from unlearnrec.compliance.modeling import attach_preparation
 
-    attach_encoder(folder, files, run.params, device=device)
+    attach_preparation(
+        folder, files, run.params, method=platform.policy.unlearning.method, device=device
+    )
     promoted = add_model_version(
         platform,
         session,

@@ -30,7 +30,7 @@ deadlines:
   CCPA: {{days: 45, max_extension_days: 45}}
 batching: {{window_minutes: 60, max_tickets: 100}}
 unlearning:
-  method: unlearnrec
+  method: {method}
   params: {params}
 verification:
   mode: provisional
@@ -80,8 +80,11 @@ def make_home(
     *,
     on_failure: str = "retrain",
     auc_margin: float = WORKFLOW_AUC_MARGIN,
+    method: str = "unlearnrec",
+    params: dict | None = None,
 ):
-    """A project root with the tiny artifacts and a policy; env points the settings at it."""
+    """A project root with the tiny artifacts and a policy (its unlearning ``method`` with
+    ``params``, by default UnlearnRec with small settings); env points the settings at it."""
     shutil.copytree(tiny_artifacts, home, dirs_exist_ok=True)
     import json
 
@@ -89,7 +92,10 @@ def make_home(
     policy.parent.mkdir(parents=True, exist_ok=True)
     policy.write_text(
         POLICY.format(
-            params=json.dumps(SMALL_UNLEARN), on_failure=on_failure, auc_margin=auc_margin
+            method=method,
+            params=json.dumps(SMALL_UNLEARN if params is None else params),
+            on_failure=on_failure,
+            auc_margin=auc_margin,
         )
     )
     monkeypatch.setenv("UNLEARNREC_HOME", str(home))

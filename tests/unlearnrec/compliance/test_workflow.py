@@ -268,3 +268,55 @@ def test_over_unlearning_is_caught_provisionally(tiny_artifacts, tmp_path, monke
     tickets = _tickets(platform)
     assert {k for k, t in tickets.items() if t.status == "certified"} == VALID
     assert {c.status for c in _certificates(platform)} == {"final"}
+
+
+def test_a_retrain_policy_certifies_a_model_retrained_without_the_erased_data(
+    tiny_artifacts, tmp_path, monkeypatch
+):
+    """A policy with ``method: retrain`` unlearns each batch by a full retrain: the run and
+    every (final) certificate name retrain, and the production model is exactly the retrain of
+    the base configuration on the dataset after the purge (not a model UnlearnRec made)."""
+    import torch
+
+    from unlearnrec.checkpoint import load_checkpoint
+    from unlearnrec.compliance.modeling import retrain_model
+    from unlearnrec.compliance.versions import checkout
+
+    home = make_home(tiny_artifacts, tmp_path / "home", monkeypatch, method="retrain", params={})
+    platform = _open_and_fill(home)
+    ingest_inbox(platform, now=utcnow())
+    process_once()
+    with session_scope(platform.engine) as session:
+        run = session.exec(select(UnlearningRun)).one()
+        models = list(session.exec(select(ModelVersion).order_by(ModelVersion.id)))
+        after = read_dataset_version(platform, session.get(DatasetVersion, run.dataset_after_id))
+    assert run.method == "retrain" and "fallback" not in run.verification
+    # the retrained model is its own reference: verified final, not by provisional heuristics
+    assert run.verification["passed"] and run.verification["mode"] == "final"
+    assert run.verification["ratios"]["recall@20"] == 1.0
+    assert run.timings["encoder_refresh_seconds"] == 0.0
+    assert [m.kind for m in models] == ["base", "retrain"]
+    assert run.model_after_id == models[1].id
+    tickets = _tickets(platform)
+    assert {k for k, t in tickets.items() if t.status == "certified"} == VALID
+    for row in _certificates(platform):
+        cert = certs.read_certificate(Path(row.path), strict=True)
+        assert row.status == "final" and cert["method"]["name"] == "retrain"
+        assert cert["model"]["after"] == {
+            "sha256": models[1].sha256,
+            "dvc_md5": models[1].dvc_md5,
+            "kind": "retrain",
+        }
+    base, production = models
+    with (
+        checkout(platform, "model", base.dvc_md5) as f_base,
+        checkout(platform, "model", production.dvc_md5) as f_prod,
+    ):
+        assert not (f_prod / "encoder.pt").exists()  # retrain keeps no preparation
+        ref, _ = retrain_model(after, f_base, tmp_path / "ref", device="cpu")
+        served = load_checkpoint(f_prod / "model.pt").model.state_dict()
+        retrained = load_checkpoint(ref / "model.pt").model.state_dict()
+        unlearned_by_default = load_checkpoint(f_base / "model.pt").model.state_dict()
+    assert served.keys() == retrained.keys()
+    assert all(torch.equal(served[k], retrained[k]) for k in served)
+    assert not all(torch.equal(served[k], unlearned_by_default[k]) for k in served)
