@@ -3,7 +3,7 @@
 
     python3 dev.py demo        the main job (bundled data -> DVC pipeline -> forgetting report)
     python3 dev.py test [ARGS] the test suite (ARGS go to pytest)
-    python3 dev.py lint        ruff
+    python3 dev.py lint        ruff, and the import contracts (import-linter)
     python3 dev.py setup       only (re)build .venv
 
 The venv is rebuilt when ``requirements.lock`` or ``pyproject.toml`` change (a stamp file
@@ -87,8 +87,10 @@ def main(argv: list[str]) -> int:
     if job == "demo":
         return _run([str(BIN / "unlearnrec"), "demo", *args])
     if job == "lint":
-        return _run([str(BIN / "ruff"), "check", "."]) or _run(
-            [str(BIN / "ruff"), "format", "--check", "."]
+        return (
+            _run([str(BIN / "ruff"), "check", "."])
+            or _run([str(BIN / "ruff"), "format", "--check", "."])
+            or _run([str(BIN / "lint-imports")])  # the dependency contracts in pyproject.toml
         )
     return _run([str(BIN / "python"), "-m", "pytest", *args])
 

@@ -1,10 +1,14 @@
-"""Dependency direction: the core never imports Prefect, Streamlit or Great Expectations, and
-the benchmark path runs without pydantic / SQL (it must run on the bare GPU machine)."""
+"""Dependency direction: the core never imports Prefect, Streamlit or Great Expectations, nor
+the flows or the dashboard (import-linter's contracts in pyproject.toml), and the benchmark path
+runs without pydantic / SQL (it must run on the bare GPU machine)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 FORBIDDEN_IN_CORE = ("prefect", "streamlit", "great_expectations")
 
@@ -48,3 +52,26 @@ def test_no_core_module_imports_prefect_streamlit_or_gx():
         str(p.relative_to(root.parent)) for p in root.rglob("*.py") if pattern.search(p.read_text())
     ]
     assert offenders == []
+
+
+def test_the_import_contracts_hold():
+    """The core never imports flows or dashboard (lazily or not), and neither of those two
+    imports the other: import-linter checks pyproject.toml's contracts on the import graph."""
+    pytest.importorskip("importlinter")
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports"), "--config", "pyproject.toml"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "3 kept, 0 broken" in out.stdout
+
+
+def test_the_cli_offers_the_flows_and_dashboard_commands_through_entry_points():
+    """``unlearnrec`` composes the command groups that flows and dashboard register, without
+    the core importing either package: only the entry points' modules load."""
+    loaded = _loaded_after("import unlearnrec.cli as c; c.build_parser()")
+    assert {"flows", "dashboard"} <= loaded
+    assert "prefect" not in loaded and "streamlit" not in loaded

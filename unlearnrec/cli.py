@@ -263,12 +263,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from flows.demo import run_demo
-
-    return run_demo(Path(args.root), fresh=args.fresh, device=args.device)
-
-
 # -- parser -------------------------------------------------------------------------------------
 def _common(p: argparse.ArgumentParser, *, device: bool = True) -> None:
     p.add_argument("--params", default=DEFAULT_PARAMS, help="params.yaml (default: %(default)s)")
@@ -394,16 +388,22 @@ def build_parser() -> argparse.ArgumentParser:
     from unlearnrec.cli_compliance import add_commands
 
     add_commands(sub)
-    from unlearnrec.cli_dashboard import add_commands as add_dashboard_commands
-
-    add_dashboard_commands(sub)
-
-    p = sub.add_parser("demo", help="the main job: pipeline, sample tickets, flows, certificates")
-    p.add_argument("--root", default=".", help="repository root")
-    p.add_argument("--fresh", action="store_true", help="start from an empty ledger and store")
-    p.add_argument("--device", default="auto")
-    p.set_defaults(func=cmd_demo)
+    add_registered_commands(sub)
     return parser
+
+
+COMMANDS_GROUP = "unlearnrec.commands"
+
+
+def add_registered_commands(sub: argparse._SubParsersAction) -> None:
+    """The command groups other packages register (``flows``: ``flows run`` and ``demo``;
+    ``dashboard``: ``dashboard`` and ``dashboard-password``), as ``unlearnrec.commands`` entry
+    points naming an ``add_commands(sub)`` function: the core offers them without importing
+    those packages itself."""
+    from importlib.metadata import entry_points
+
+    for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        entry.load()(sub)
 
 
 def _configure_logging() -> None:

@@ -1,5 +1,6 @@
-"""``unlearnrec tickets|certificate|audit|flows`` commands (compliance officers, platform
-engineers). Kept apart from the ML commands; nothing here imports torch at parse time."""
+"""``unlearnrec tickets|certificate|audit`` commands (compliance officers, platform engineers).
+Kept apart from the ML commands; nothing here imports torch at parse time. (``flows run`` and
+``demo`` are registered by ``flows.cli``, ``dashboard`` by ``dashboard.cli``.)"""
 
 from __future__ import annotations
 
@@ -332,27 +333,6 @@ def cmd_audit_head(args: argparse.Namespace) -> int:
     return 0 if check.ok else 1
 
 
-def cmd_flows_run(args: argparse.Namespace) -> int:
-    common = {"home": args.home, "device": args.device}
-    if args.flow == "ingest":
-        from flows.ingest import IngestParams, ingest
-
-        ingest(IngestParams(**common))
-    elif args.flow == "process":
-        from flows.process_deletions import BatchFailed, ProcessParams, process_deletions
-
-        try:
-            process_deletions(ProcessParams(**common, force=args.force, wait_seconds=args.wait))
-        except BatchFailed as exc:
-            print(f"FAILED: {exc}", file=sys.stderr)
-            return 1
-    else:
-        from flows.retrain_reference import ReferenceParams, retrain_reference
-
-        retrain_reference(ReferenceParams(**common))
-    return 0
-
-
 def add_commands(sub: argparse._SubParsersAction) -> None:
     def home(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -434,22 +414,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = asub.add_parser("head", help="print POSITION:HASH of the last event, to keep elsewhere")
     home(p)
     p.set_defaults(func=cmd_audit_head)
-
-    fl = sub.add_parser("flows", help="run a Prefect flow once (deployments: flows/deployments.py)")
-    fsub = fl.add_subparsers(dest="flows_command", required=True, metavar="ACTION")
-    p = fsub.add_parser("run", help="run ingest, process or reference now")
-    p.add_argument("flow", choices=["ingest", "process", "reference"])
-    p.add_argument("--force", action="store_true", help="process: don't wait for the window")
-    p.add_argument(
-        "--wait",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="process: wait this long for a pass already running (default: skip at once)",
-    )
-    p.add_argument("--device", default="auto")
-    home(p)
-    p.set_defaults(func=cmd_flows_run)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from dashboard import auth
-from unlearnrec import cli, cli_dashboard
+from dashboard import cli as dashboard_cli
+from unlearnrec import cli
 
 HEAVY = ("torch", "torch_geometric", "scipy", "sklearn", "prefect", "great_expectations", "dvc")
 
@@ -20,7 +21,7 @@ def test_importing_the_dashboard_does_not_import_torch_or_the_ml_stack():
     code = (
         "import sys\n"
         "import dashboard, dashboard.app, dashboard.ui, dashboard.views, dashboard.queries\n"
-        "import dashboard.auth, dashboard.seed, dashboard.e2e, unlearnrec.cli_dashboard\n"
+        "import dashboard.auth, dashboard.seed, dashboard.e2e, dashboard.cli\n"
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -31,16 +32,16 @@ def test_importing_the_dashboard_does_not_import_torch_or_the_ml_stack():
 def test_the_commands_are_registered():
     parser = cli.build_parser()
     args = parser.parse_args(["dashboard"])
-    assert (args.host, args.port, args.func) == ("127.0.0.1", 8501, cli_dashboard.cmd_dashboard)
+    assert (args.host, args.port, args.func) == ("127.0.0.1", 8501, dashboard_cli.cmd_dashboard)
     args = parser.parse_args(["dashboard", "--port", "9000", "--host", "0.0.0.0"])
     assert (args.host, args.port) == ("0.0.0.0", 9000)
     with pytest.raises(SystemExit):
         parser.parse_args(["dashboard", "--port", "70000"])
-    assert parser.parse_args(["dashboard-password"]).func == cli_dashboard.cmd_dashboard_password
+    assert parser.parse_args(["dashboard-password"]).func == dashboard_cli.cmd_dashboard_password
 
 
 def test_the_server_runs_headless_on_loopback_without_usage_stats():
-    cmd = cli_dashboard.streamlit_command(Path("/x/app.py"), host="127.0.0.1", port=8501)
+    cmd = dashboard_cli.streamlit_command(Path("/x/app.py"), host="127.0.0.1", port=8501)
     flags = dict(zip(cmd[5::2], cmd[6::2], strict=True))
     assert cmd[1:5] == ["-m", "streamlit", "run", "/x/app.py"]
     assert flags["--server.headless"] == "true"
@@ -52,7 +53,7 @@ def test_the_server_runs_headless_on_loopback_without_usage_stats():
 def test_dashboard_execs_streamlit_on_the_app(monkeypatch, tmp_path):
     seen = {}
     monkeypatch.setattr(
-        cli_dashboard.os, "execve", lambda path, argv, env: seen.update(argv=argv, env=env)
+        dashboard_cli.os, "execve", lambda path, argv, env: seen.update(argv=argv, env=env)
     )
     assert cli.main(["dashboard", "--port", "8600", "--home", str(tmp_path)]) == 0
     app = Path(seen["argv"][4])

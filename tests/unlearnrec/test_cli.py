@@ -23,6 +23,33 @@ def test_help_lists_the_commands():
         assert command in out
 
 
+def test_the_registered_commands_keep_their_arguments():
+    """``flows run`` and ``demo`` (registered by flows) parse as they always have."""
+    from flows import cli as flows_cli
+    from unlearnrec.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(
+        ["flows", "run", "process", "--force", "--wait", "2", "--device", "cpu", "--home", "h"]
+    )
+    assert args.func == flows_cli.cmd_flows_run
+    assert (args.flow, args.force, args.wait, args.device, args.home) == (
+        "process",
+        True,
+        2.0,
+        "cpu",
+        "h",
+    )
+    args = parser.parse_args(["demo", "--root", "r", "--fresh"])
+    assert args.func == flows_cli.cmd_demo and (args.root, args.fresh, args.device) == (
+        "r",
+        True,
+        "auto",
+    )
+    for command in (["tickets", "list"], ["certificate", "list"], ["audit", "head"]):
+        assert callable(parser.parse_args(command).func)
+
+
 def test_bench_writes_the_documented_json(tmp_path, capsys):
     """`bench` trains a base model, runs each method and writes the documented record."""
     data = generate_synthetic(

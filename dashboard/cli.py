@@ -1,6 +1,7 @@
 """``unlearnrec dashboard`` (start the Streamlit app) and ``unlearnrec dashboard-password``
-(make the password hash it checks). Nothing is imported at parse time: Streamlit and the
-dashboard package load only inside the commands."""
+(make the password hash it checks), registered as an ``unlearnrec.commands`` entry point: the
+core CLI offers them without importing ``dashboard``. Nothing heavy is imported at parse time:
+Streamlit and the app load only inside the commands."""
 
 from __future__ import annotations
 
