@@ -30,3 +30,14 @@ def test_auc_far_above_chance_is_under_unlearning():
 def test_no_lost_membership_signal_fails():
     reasons = provisional_reasons(0.97, 0.5, 0.05)
     assert len(reasons) == 1 and "MI-BF 0.970 is not above 1" in reasons[0]
+
+
+def test_erased_users_and_items_below_chance_are_what_retrain_gives():
+    """A batch that erases whole users or items: their edges sit far below unseen pairs under
+    retrain too, so the lower bound is checked on the batch's other erased edges only."""
+    assert provisional_reasons(2.1, 0.15, 0.05, resets_nodes=True, kept_auc=None) == []
+    assert provisional_reasons(2.1, 0.15, 0.05, resets_nodes=True, kept_auc=0.49) == []
+    reasons = provisional_reasons(2.1, 0.15, 0.05, resets_nodes=True, kept_auc=0.3)
+    assert len(reasons) == 1 and "kept users and items 0.300" in reasons[0]
+    # the upper bound still holds for the whole batch
+    assert "under-unlearning" in provisional_reasons(2.1, 0.7, 0.05, resets_nodes=True)[0]
