@@ -535,7 +535,9 @@ def _models(ledger: ui.Ledger) -> None:
             "checked on both sides: within the policy's margin of 0.5 it cannot tell erased "
             "edges from unseen ones; far above 0.5 the model still remembers them "
             "(under-unlearning); far below 0.5 it scores them under unseen ones "
-            "(over-unlearning), itself a membership signal. Both fail verification."
+            "(over-unlearning), itself a membership signal. Both fail verification. Erased "
+            "users and taken-down items sit far below 0.5 under retrain too, so for them the "
+            "lower bound is checked on the batch's other erased edges."
         )
     else:
         st.info("No run has verification figures yet.")
