@@ -66,10 +66,9 @@ def tiny_artifacts(tmp_path_factory) -> Path:
     return root
 
 
-# The tiny platform's UnlearnRec over-unlearns its erased edges (attack AUC about 0.25, far
-# below chance): the default margin (0.05) sends every batch to the retrain fallback. The chain
-# and crash tests exercise the workflow, so their policy accepts it; ``test_over_unlearning_*``
-# runs the same batch under the default margin.
+# A wide margin keeps the chain and crash tests on the unlearning path whatever the tiny graph's
+# noisy final comparison gives; ``test_erased_users_below_chance_*`` runs the sample batch under
+# the default margin (0.05) and shows it certified without a fallback.
 WORKFLOW_AUC_MARGIN = 0.3
 
 
