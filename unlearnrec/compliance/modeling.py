@@ -328,7 +328,8 @@ def verify(
     probe = ForgettingProbe.build(orig, orig_graph, in_graph, after.test, known, config)
     unl = load_model_folder(unlearned_folder, dev).model
     exclude = np.concatenate([after.fit, after.valid])
-    u = probe.measure(unl, graph_of(after, dev), after.test, exclude, config)
+    after_graph = graph_of(after, dev)
+    u = probe.measure(unl, after_graph, after.test, exclude, config)
     result["unlearned"] = _fig(u)
     if reference_folder is None:
         # erased users and taken-down items (no edge left) sit below chance under retrain too:
@@ -340,7 +341,7 @@ def verify(
         kept_auc = None
         if resets and kept.sum() >= 20:
             sub = ForgettingProbe.build(orig, orig_graph, in_graph[kept], after.test, known, config)
-            kept_auc = sub.measure(unl, graph_of(after, dev), after.test, exclude, config).mia_auc
+            kept_auc = sub.measure(unl, after_graph, after.test, exclude, config).mia_auc
             result["kept_edges_mia_auc"] = kept_auc
         reasons = provisional_reasons(
             u.mi_bf, u.mia_auc, config.auc_margin, resets_nodes=resets, kept_auc=kept_auc
@@ -348,7 +349,7 @@ def verify(
         result.update(mode="provisional", passed=not reasons, reasons=reasons)
         return result
     ref = load_model_folder(reference_folder, dev).model
-    r = probe.measure(ref, graph_of(after, dev), after.test, exclude, config)
+    r = probe.measure(ref, after_graph, after.test, exclude, config)
     ratios, over, under, reasons = compare(u, r, config)
     k = config.topk[0]
     passed = not over and not under and ratios[f"recall@{k}"] >= config.min_utility_ratio

@@ -398,16 +398,25 @@ def _nothing_to_erase(
         "removed_training_edges": 0,
         "reasons": ["nothing to erase: the dataset holds no interaction the batch names"],
     }
+    _mark_verified(
+        platform, session, run, tickets, "run.nothing_to_erase", {"tickets": list(run.ticket_ids)}
+    )
+
+
+def _mark_verified(
+    platform: Platform,
+    session: Session,
+    run: UnlearningRun,
+    tickets: list[Ticket],
+    action: str,
+    data: dict,
+) -> None:
+    """The run and its tickets reach ``verified``, with the audit event that says why."""
     run.stage = "verified"
     session.add(run)
     _advance(session, tickets, TicketStatus.VERIFIED, platform.actor)
     append_event(
-        session,
-        actor=platform.actor,
-        action="run.nothing_to_erase",
-        entity="run",
-        entity_id=run.id,
-        data={"tickets": list(run.ticket_ids)},
+        session, actor=platform.actor, action=action, entity="run", entity_id=run.id, data=data
     )
 
 
@@ -552,16 +561,13 @@ def stage_verify(platform: Platform, run_id: int, device: str) -> None:
                 )
                 return
         run.verification = report
-        run.stage = "verified"
-        session.add(run)
-        _advance(session, tickets, TicketStatus.VERIFIED, platform.actor)
-        append_event(
+        _mark_verified(
+            platform,
             session,
-            actor=platform.actor,
-            action="run.verified",
-            entity="run",
-            entity_id=run.id,
-            data={"mode": report["mode"], "passed": report["passed"]},
+            run,
+            tickets,
+            "run.verified",
+            {"mode": report["mode"], "passed": report["passed"]},
         )
 
 

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from unlearnrec.config import TrainConfig, from_dict
 from unlearnrec.graph import Graph, edge_tensor
+from unlearnrec.metrics import roc_auc
 from unlearnrec.models import GraphRecommender
 from unlearnrec.training import make_generator, model_loss, sample_negatives
 from unlearnrec.unlearning.base import ModelState, Stopwatch, UnlearnOutcome
@@ -222,15 +223,6 @@ def zscore_targets(
     return _interp(_interp(z_of(removed), q_members, q), q, q_heldout)
 
 
-def _two_sample_auc(a: torch.Tensor, b: torch.Tensor) -> float:
-    """P(a_i > b_j) over all pairs (ties count half), by ranks (Mann-Whitney); a (n,), b (m,)."""
-    both = torch.cat([a, b])
-    ranks = torch.empty_like(both)
-    ranks[torch.argsort(both)] = torch.arange(1, len(both) + 1, dtype=both.dtype, device=a.device)
-    n, m = len(a), len(b)
-    return float((ranks[:n].sum() - n * (n + 1) / 2) / (n * m))
-
-
 def _unlearn_loss(
     final: torch.Tensor,
     removed: torch.Tensor,
@@ -241,15 +233,16 @@ def _unlearn_loss(
 ) -> tuple[torch.Tensor, float | None]:
     """L_u over a batch of removed (u, i) pairs (``UnlearnRecConfig.finetune_unlearn_loss``):
     the score loss, or with ``targets`` (B,) the z-score each pair goes down to, the z loss.
-    Also returns mean(z − target) over the batch (None for the score loss): at or below 0 the
-    pairs sit, on average, where never-trained pairs sit."""
+    Also returns P(z > t) − 0.5 over the batch, the two-sample AUC of the pairs' z-scores
+    against their targets (None for the score loss): at or below 0 the pairs, as a whole, sit no
+    higher than never-trained pairs sit."""
     u, i = removed[:, 0], removed[:, 1]
     if targets is None:  # pre-training, or finetune_unlearn_loss="score"
         return F.softplus((final[u] * final[i + num_users]).sum(1)).mean(), None  # −log σ(−ŷ')
     num_items = final.shape[0] - num_users
     columns = _sample_rows(num_items, config.unlearn_items, generator, final.device)
     z = _user_zscores(final, u, i, num_users, columns)
-    gap = float(_two_sample_auc(z.detach(), targets) - 0.5)
+    gap = roc_auc(z, targets) - 0.5
     return F.relu(z - targets).pow(2).mean(), gap  # down to the target, never pushed up
 
 
@@ -628,7 +621,7 @@ def unlearn_request(
                 f"finetune_stop must be 'fixed' or 'calibrated', not {config.finetune_stop!r}"
             )
         parts: dict[str, float] = {}
-        gaps: list[float] = []  # mean(z − target) of L_u's batch, step by step
+        gaps: list[float] = []  # P(z > t) − 0.5 over L_u's batch, step by step
         steps = 0
         max_steps = config.finetune_steps
         calibrated = (
