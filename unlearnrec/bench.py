@@ -6,6 +6,7 @@ Kept free of pydantic / SQL / Prefect imports so that it runs on the bare GPU ma
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -44,6 +45,68 @@ def _peak_mb(device: torch.device) -> float | None:
     return torch.cuda.max_memory_allocated(device) / 2**20
 
 
+def expand_methods(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Method names as given, ``all`` standing for every name in ``METHODS`` (retrain first,
+    the reference the others are compared with); an unknown name is a ``ValueError``."""
+    out: list[str] = []
+    for name in names:
+        every = ["retrain", *(m for m in METHODS if m != "retrain")]
+        for one in every if name == "all" else [name]:
+            if one not in METHODS:
+                raise ValueError(f"unknown method {one!r}; choose from all, {', '.join(METHODS)}")
+            if one not in out:
+                out.append(one)
+    return tuple(out)
+
+
+class PeakMemory:
+    """Peak memory of one step, in MiB: on CUDA torch's max allocated (reset at entry); on the
+    CPU the process's resident set, sampled every ``interval`` s by a background thread
+    (psutil), so it includes what was resident before the step (``start_mb``)."""
+
+    def __init__(self, device: torch.device, interval: float = 0.01):
+        self.device, self.interval = device, interval
+        self.peak_mb: float | None = None
+        self.start_mb: float | None = None
+        self.kind = "cuda_max_allocated" if device.type == "cuda" else "rss"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _rss(self) -> float | None:
+        try:
+            import psutil
+        except ImportError:  # pragma: no cover - psutil is in the lock file
+            return None
+        return psutil.Process().memory_info().rss / 2**20
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            rss = self._rss()
+            if rss is not None and (self.peak_mb is None or rss > self.peak_mb):
+                self.peak_mb = rss
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            _reset_peak(self.device)
+            return self
+        self.start_mb = self.peak_mb = self._rss()
+        if self.start_mb is not None:
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            self.peak_mb = _peak_mb(self.device)
+            return
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            rss = self._rss()
+            if rss is not None and self.peak_mb is not None:
+                self.peak_mb = max(self.peak_mb, rss)
+
+
 def _reset_peak(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -57,7 +120,7 @@ class _Prepared:
     base_result: Any
     base_util: dict[str, float]
     base_peak: float | None
-    methods: dict[str, tuple[Any, float, float | None]]  # name -> (method, prep s, prep peak)
+    methods: dict[str, tuple[Any, float, PeakMemory]]  # name -> (method, prep s, prep memory)
 
 
 def _save(settings: BenchSettings, name: str, payload: Any) -> None:
@@ -93,12 +156,12 @@ def _prepare(
     users, items = base.final_embeddings(graph)
     base_util = evaluate_ranking(users, items, splits.test, exclude_base, settings.train.topk)
     state = ModelState(base, graph, splits.valid, settings.train, base_result.best_epoch)
-    methods: dict[str, tuple[Any, float, float | None]] = {}
+    methods: dict[str, tuple[Any, float, PeakMemory]] = {}
     for name in settings.methods:
         method = METHODS[name](settings.method_params.get(name, {}))
-        _reset_peak(device)
-        prep = method.prepare(state)
-        methods[name] = (method, prep, _peak_mb(device))
+        with PeakMemory(device) as prep_memory:
+            prep = method.prepare(state)
+        methods[name] = (method, prep, prep_memory)
         if getattr(method, "encoder", None) is not None:
             _save(settings, f"{label}-{name}-encoder", method.encoder.state_dict())
     return _Prepared(state, base_result, base_util, base_peak, methods)
@@ -122,10 +185,10 @@ def _measure(
     )
     results: dict[str, dict[str, Any]] = {}
     measured: dict[str, ModelForgetting] = {}
-    for name, (method, prep, prep_peak) in prepared.methods.items():
-        _reset_peak(device)
+    for name, (method, prep, prep_memory) in prepared.methods.items():
         log(f"{name}: unlearning {request.num_edges} edges")
-        outcome = method.unlearn(prepared.state, request)
+        with PeakMemory(device) as memory:
+            outcome = method.unlearn(prepared.state, request)
         peak = _peak_mb(device)
         _save(settings, f"{request_label}-{name}", outcome.model)
         exclude = np.concatenate([outcome.graph.edges_numpy(), splits.valid])
@@ -142,6 +205,12 @@ def _measure(
             "score_forgotten": m.score_forgotten,
             "score_negative": m.score_negative,
             "peak_gpu_mb": peak,
+            # CUDA: torch's max allocated; CPU: the process's peak resident set during the step
+            "peak_mb": memory.peak_mb,
+            "peak_mb_kind": memory.kind,
+            "rss_before_mb": memory.start_mb,
+            "prepare_seconds": prep,
+            "prepare_peak_mb": prep_memory.peak_mb,
             "details": outcome.details,
         }
         if dataclasses.is_dataclass(getattr(method, "config", None)):
@@ -149,7 +218,7 @@ def _measure(
             row["method_config"] = dataclasses.asdict(method.config)
         if prep:
             row["pretrain_seconds"] = prep
-            row["pretrain_peak_gpu_mb"] = prep_peak
+            row["pretrain_peak_gpu_mb"] = prep_memory.peak_mb if device.type == "cuda" else None
         results[name] = row
         del outcome
     if "retrain" in measured:
@@ -195,9 +264,8 @@ def iter_benches(
     """
     if not requests:
         raise ValueError("no request to bench")
-    for name in settings.methods:
-        if name not in METHODS:
-            raise ValueError(f"unknown method {name!r}; choose from {sorted(METHODS)}")
+    # ``all`` expanded; an unknown name fails here, before any training
+    settings = dataclasses.replace(settings, methods=expand_methods(settings.methods))
     shared: _Prepared | None = None
     for spec in requests:
         started = time.perf_counter()
@@ -310,7 +378,7 @@ def format_table(result: dict[str, Any]) -> str:
             f"{num(row[f'recall@{k}'], '11.4f')}{num(row[f'ndcg@{k}'], '9.4f')}"
             f"{num(row.get('recall_ratio'), '9.3f')}{num(row['mi_bf'], '8.3f')}"
             f"{num(row['mi_ng'], '8.3f')}{num(row['mia_auc'], '9.3f')}"
-            f"{num(row.get('peak_gpu_mb'), '8.0f')}"
+            f"{num(row.get('peak_mb', row.get('peak_gpu_mb')), '8.0f')}"
         )
         if "pretrain_seconds" in row:
             lines.append(

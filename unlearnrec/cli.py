@@ -13,6 +13,39 @@ from typing import Any
 
 DEFAULT_PARAMS = "params.yaml"
 
+# Exit status: 0 done, 1 failed (bad data, a check that failed, an unreachable ledger), 2 usage
+# (a bad argument, said before any work, as argparse does).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+# Third-party telemetry off unless the caller chose otherwise (the values dev.py sets): set at
+# start, before Prefect, DVC, Great Expectations or Streamlit is imported.
+QUIET_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "DVC_NO_ANALYTICS": "1",
+    "GX_ANALYTICS_ENABLED": "false",
+    "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+}
+
+
+class UsageError(SystemExit):
+    """A bad argument (an unknown filter value, a missing input file named on the command line),
+    raised before any work: ``main`` prints ``error: MESSAGE`` and the exit status is 2."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(EXIT_USAGE)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def quiet_telemetry() -> None:
+    import os
+
+    for key, value in QUIET_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
 
 def _params(path: str | None, overrides: list[str] | None = None):
     """params.yaml (when present) with ``--set section.key=value`` overrides applied."""
@@ -24,12 +57,12 @@ def _params(path: str | None, overrides: list[str] | None = None):
     if path and Path(path).exists():
         raw = yaml.safe_load(Path(path).read_text()) or {}
     elif path and path != DEFAULT_PARAMS:
-        raise SystemExit(f"error: params file {path} not found")
+        raise UsageError(f"params file {path} not found")
     for item in overrides or []:
         key, sep, value = item.partition("=")
         section, dot, field = key.partition(".")
         if not sep or not dot:
-            raise SystemExit(f"error: --set expects section.key=value, got {item!r}")
+            raise UsageError(f"--set expects section.key=value, got {item!r}")
         raw.setdefault(section, {})[field] = yaml.safe_load(value)
     return params_from_dict(raw), raw
 
@@ -215,7 +248,7 @@ def _json_path(template: str, spec: str, several: bool) -> str:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from unlearnrec.bench import format_table, iter_benches, settings_from_params
+    from unlearnrec.bench import expand_methods, format_table, iter_benches, settings_from_params
     from unlearnrec.data import read_dataset
     from unlearnrec.experiment import make_splits
     from unlearnrec.pipeline import write_json
@@ -229,8 +262,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2  # a usage error, before any training
+    try:
+        methods = expand_methods([m.strip() for m in args.methods.split(",") if m.strip()])
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         _json_path(args.json, requests[0], several)
+    if not Path(args.data).exists():
+        print(f"error: --data {args.data} does not exist", file=sys.stderr)
+        return 2
     params, _ = _params(args.params, args.set)
     data = read_dataset(
         args.data,
@@ -243,7 +284,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         data = subsample_users(data, args.subsample_users, 0, args.min_item_degree)
     splits = make_splits(data, params.data.valid_fraction, params.data.seed)
-    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     settings = settings_from_params(
         params, requests[0], methods, seed=args.seed, save_dir=args.save_models
     )
@@ -368,7 +408,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="with --subsample-users: keep only items with K training pairs in the sample",
     )
-    p.add_argument("--methods", default="retrain,unlearnrec", help="comma-separated")
+    p.add_argument(
+        "--methods",
+        default="retrain,unlearnrec",
+        help="comma-separated method names (retrain, unlearnrec, influence, reverse_bpr, ...), "
+        "or all: every registered method, retrain first",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the request")
     p.add_argument(
         "--json",
@@ -417,19 +462,23 @@ def _configure_logging() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_telemetry()
     args = build_parser().parse_args(argv)
     _configure_logging()
     try:
         return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise
     except (ValueError, OSError, RuntimeError) as exc:
-        # Expected failures (bad input, missing files, unreachable database, DVC errors) end
-        # with one clear line; UNLEARNREC_DEBUG=1 shows the traceback.
+        # Expected failures (bad input, missing files, unreachable or outdated ledger, DVC
+        # errors) end with one clear line and status 1; UNLEARNREC_DEBUG=1 shows the traceback.
         import os
 
         if os.environ.get("UNLEARNREC_DEBUG"):
             raise
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

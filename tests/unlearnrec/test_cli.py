@@ -99,6 +99,13 @@ def test_bench_writes_the_documented_json(tmp_path, capsys):
         }
     assert result["methods"]["retrain"]["recall_ratio"] == 1.0
     assert result["methods"]["unlearnrec"]["pretrain_seconds"] > 0
+    # memory on the CPU too (the process's peak resident set during the step), and every
+    # method's offline preparation, zero for those without one
+    for name in ("retrain", "unlearnrec"):
+        row = result["methods"][name]
+        assert row["peak_mb_kind"] == "rss" and row["peak_mb"] >= row["rss_before_mb"] > 0
+    assert result["methods"]["retrain"]["prepare_seconds"] == 0.0
+    assert result["methods"]["unlearnrec"]["prepare_seconds"] > 0
     # the record holds the method's whole config as it ran, defaults included
     ran = result["methods"]["unlearnrec"]["method_config"]
     assert ran["pretrain_requests"] == 3 and ran["finetune_unlearn_loss"] == "zscore"
@@ -185,3 +192,25 @@ def test_a_bad_request_spec_is_refused_before_any_work(tmp_path, capsys):
     assert "bad request spec 'bogus:3'" in err and "does not exist" not in err
     assert main([*args, "--request", "mixed:1,2"]) == 2
     assert "mixed:USERS,EDGES,ITEMS" in capsys.readouterr().err
+
+
+def test_methods_all_expands_to_every_registered_method_retrain_first():
+    from unlearnrec.bench import expand_methods
+    from unlearnrec.unlearning import METHODS
+
+    every = expand_methods(["all"])
+    assert every[0] == "retrain" and sorted(every) == sorted(METHODS)
+    assert {"influence", "reverse_bpr", "unlearnrec"} <= set(every)
+    assert expand_methods(["influence", "all"])[:2] == ("influence", "retrain")  # no duplicate
+    assert len(expand_methods(["influence", "all"])) == len(METHODS)
+
+
+def test_an_unknown_method_is_refused_before_any_work(tmp_path, capsys):
+    """The names are checked before the data is read (let alone a base model trained)."""
+    (tmp_path / "p.yaml").write_text("{}\n")
+    args = ["bench", "--data", str(tmp_path / "nope"), "--params", str(tmp_path / "p.yaml")]
+    assert main([*args, "--methods", "retrain,influence,bogus"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown method 'bogus'" in err and "does not exist" not in err
+    assert main([*args, "--methods", "all"]) == 2  # valid names: it gets as far as the data
+    assert "does not exist" in capsys.readouterr().err
