@@ -428,6 +428,10 @@ def partition_edges(state: ModelState, config: ShardedConfig) -> tuple[np.ndarra
 
 # -- the methods ----------------------------------------------------------------------------------
 
+# sub-models train with the base model's config but stop after 2 validations without gain
+# instead of the base's 6 (a shard reaches its best within the base's epochs; the 30 epochs of
+# patience would cost K times over); the bench runs these defaults (docs/benchmarks.md)
+SHARD_TRAIN = {"patience": 2}
 DEFAULTS: dict[str, dict[str, Any]] = {
     "sisa": {"partition": "random", "aggregation": "mean"},
     "grapheraser": {"partition": "bekm", "aggregation": "weights", "partition_iterations": 30},
@@ -453,8 +457,7 @@ class ShardedMethod:
     @classmethod
     def from_params(cls, name: str, values: dict[str, Any] | None = None) -> ShardedMethod:
         merged = {**DEFAULTS[name], **dict(values or {})}
-        if "shard_train" in merged:
-            merged["shard_train"] = dict(merged["shard_train"] or {})
+        merged["shard_train"] = {**SHARD_TRAIN, **dict(merged.get("shard_train") or {})}
         return cls(name=name, config=cfg.from_dict(ShardedConfig, merged))
 
     def shard_train_config(self, state: ModelState) -> TrainConfig:
