@@ -20,6 +20,12 @@ from unlearnrec.config import ModelConfig, TrainConfig, from_dict, to_dict
 from unlearnrec.evaluation import evaluate_ranking
 from unlearnrec.experiment import Splits, build_request, train_base
 from unlearnrec.forgetting import ForgettingConfig, ForgettingProbe, ModelForgetting, compare
+from unlearnrec.membership import (
+    MembershipConfig,
+    MembershipProbe,
+    ReferenceModels,
+    compare_to_reference,
+)
 from unlearnrec.models import GraphRecommender
 from unlearnrec.training import EpochCallback, device_name
 from unlearnrec.unlearning import METHODS, ModelState
@@ -37,6 +43,9 @@ class BenchSettings:
     # where to keep the models of the run (base checkpoint, encoder, each method's result), for
     # inspecting or re-measuring them later; None keeps nothing
     save_dir: str | None = None
+    # K reference models for the membership audit (unlearnrec.membership; 0: no audit), trained
+    # once per base model on halves of its training pairs
+    rmia_references: int = 0
 
 
 def _peak_mb(device: torch.device) -> float | None:
@@ -121,6 +130,7 @@ class _Prepared:
     base_util: dict[str, float]
     base_peak: float | None
     methods: dict[str, tuple[Any, float, PeakMemory]]  # name -> (method, prep s, prep memory)
+    references: ReferenceModels | None = None  # the membership audit's, when asked for
 
 
 def _save(settings: BenchSettings, name: str, payload: Any) -> None:
@@ -164,7 +174,21 @@ def _prepare(
         methods[name] = (method, prep, prep_memory)
         if getattr(method, "encoder", None) is not None:
             _save(settings, f"{label}-{name}-encoder", method.encoder.state_dict())
-    return _Prepared(state, base_result, base_util, base_peak, methods)
+    references = None
+    if settings.rmia_references:
+        log(f"training {settings.rmia_references} reference models on halves of {len(fit)} edges")
+        references = ReferenceModels.train(
+            fit,
+            splits.valid,
+            splits.num_users,
+            splits.num_items,
+            settings.model,
+            settings.train,
+            device,
+            references=settings.rmia_references,
+            seed=settings.seed,
+        )
+    return _Prepared(state, base_result, base_util, base_peak, methods, references)
 
 
 def _measure(
@@ -175,14 +199,28 @@ def _measure(
     device: torch.device,
     log: Callable[[str], None],
     request_label: str,
+    audits: dict[str, Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Run every prepared method on ``request`` and measure forgetting against retrain."""
+    """Run every prepared method on ``request`` and measure forgetting against retrain.
+
+    With reference models, ``audits`` (when given) receives the original model's membership
+    audit under ``"original"``."""
     k = settings.train.topk[0]
     model, graph = prepared.state.model, prepared.state.graph
     known = np.concatenate([graph.edges_numpy(), splits.valid, splits.test])
     probe = ForgettingProbe.build(
         model, graph, request.edges, splits.test, known, settings.forgetting
     )
+    membership = None
+    if prepared.references is not None:
+        membership = MembershipProbe.build(
+            prepared.references,
+            request.edges,
+            splits.test,
+            MembershipConfig(references=prepared.references.k, seed=settings.seed),
+        )
+        if audits is not None:
+            audits["original"] = membership.audit(model, graph).to_dict()
     results: dict[str, dict[str, Any]] = {}
     measured: dict[str, ModelForgetting] = {}
     for name, (method, prep, prep_memory) in prepared.methods.items():
@@ -219,6 +257,9 @@ def _measure(
         if prep:
             row["pretrain_seconds"] = prep
             row["pretrain_peak_gpu_mb"] = prep_memory.peak_mb if device.type == "cuda" else None
+        if membership is not None:
+            # AUC, TPR at 1% / 0.1% FPR, then the ROC points and histograms of the evidence plot
+            row["rmia"] = membership.audit(outcome.model, outcome.graph).to_dict()
         results[name] = row
         del outcome
     if "retrain" in measured:
@@ -230,6 +271,13 @@ def _measure(
             row["speedup"] = results["retrain"]["seconds"] / max(row["seconds"], 1e-9)
             row["over_unlearning"], row["under_unlearning"] = over, under
             row["flags"] = reasons
+            if "rmia" in row and "rmia" in results["retrain"]:
+                ok, why = compare_to_reference(row["rmia"], results["retrain"]["rmia"])
+                row["rmia_gap"] = {
+                    key: row["rmia"][key] - results["retrain"]["rmia"][key]
+                    for key in ("auc", "tpr_at_1pct_fpr", "tpr_at_0_1pct_fpr")
+                }
+                row["rmia_within_margins"], row["rmia_flags"] = ok, why
     return results
 
 
@@ -288,11 +336,26 @@ def iter_benches(
             prepared = shared
             request = build_request(spec, splits.fit, settings.seed)
         log(f"request {spec}: {request.kind}, {request.num_edges} edges")
-        results = _measure(prepared, request, splits, settings, device, log, spec_label(spec))
-        yield _result(splits, settings, spec, request, prepared, results, device) | {
-            "wall_seconds": time.perf_counter() - started,
-            "shared_base": not noise and len(requests) > 1,
-        }
+        audits: dict[str, Any] = {}
+        results = _measure(
+            prepared, request, splits, settings, device, log, spec_label(spec), audits
+        )
+        membership: dict[str, Any] = {}
+        if prepared.references is not None:
+            # the references' training counts apart (once per base model, like the encoder)
+            membership = {
+                "rmia_reference_seconds": prepared.references.seconds,
+                "rmia_references": prepared.references.describe(),
+                "rmia_original": audits["original"],
+            }
+        yield (
+            _result(splits, settings, spec, request, prepared, results, device)
+            | {
+                "wall_seconds": time.perf_counter() - started,
+                "shared_base": not noise and len(requests) > 1,
+            }
+            | membership
+        )
 
 
 def spec_label(spec: str) -> str:
@@ -340,6 +403,7 @@ def settings_from_params(
     methods: tuple[str, ...],
     seed: int = 0,
     save_dir: str | None = None,
+    rmia_references: int = 0,
 ) -> BenchSettings:
     """Bench settings from a ``config.Params`` (params.yaml)."""
     return BenchSettings(
@@ -351,6 +415,7 @@ def settings_from_params(
         forgetting=from_dict(ForgettingConfig, params.forgetting),
         seed=seed,
         save_dir=save_dir,
+        rmia_references=rmia_references,
     )
 
 
@@ -384,5 +449,20 @@ def format_table(result: dict[str, Any]) -> str:
             lines.append(
                 f"{'':<12}(encoder pre-training: {row['pretrain_seconds']:.2f}s, once "
                 "per base model)"
+            )
+    if "rmia_references" in result:
+        refs = result["rmia_references"]
+        lines.append(
+            f"membership audit (LiRA offline, {refs['k']} reference models trained in "
+            f"{result['rmia_reference_seconds']:.1f}s, once per base model): "
+            f"{'AUC':>7}{'TPR@1%':>8}{'TPR@0.1%':>10}"
+        )
+        audits = {"original": result["rmia_original"]} | {
+            name: row["rmia"] for name, row in result["methods"].items() if "rmia" in row
+        }
+        for name, a in audits.items():
+            lines.append(
+                f"{'':<4}{name:<12}{a['auc']:7.3f}{a['tpr_at_1pct_fpr']:8.3f}"
+                f"{a['tpr_at_0_1pct_fpr']:10.3f}"
             )
     return "\n".join(lines)

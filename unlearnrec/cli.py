@@ -285,7 +285,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         data = subsample_users(data, args.subsample_users, 0, args.min_item_degree)
     splits = make_splits(data, params.data.valid_fraction, params.data.seed)
     settings = settings_from_params(
-        params, requests[0], methods, seed=args.seed, save_dir=args.save_models
+        params,
+        requests[0],
+        methods,
+        seed=args.seed,
+        save_dir=args.save_models,
+        rmia_references=args.rmia,
     )
     on_epoch, bar = _progress("base model", params.train.max_epochs)
     command = " ".join(["unlearnrec", *sys.argv[1:]])
@@ -420,6 +425,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="write the result as JSON here; {request} in the path becomes the request "
         "(required with several --request)",
+    )
+    p.add_argument(
+        "--rmia",
+        type=int,
+        default=0,
+        metavar="K",
+        help="membership audit with K reference models (LiRA offline; trained once per base "
+        "model on halves of its pairs): AUC and TPR at 1%%/0.1%% FPR per method (0: off)",
     )
     p.add_argument(
         "--save-models",

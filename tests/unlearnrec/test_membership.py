@@ -161,3 +161,31 @@ def test_the_probe_rejects_unknown_attacks(setting):
     splits, members, _, _, refs = setting
     with pytest.raises(ValueError, match="unknown attack"):
         MembershipProbe.build(refs, members, splits.test, MembershipConfig(attack="x"))
+
+
+def test_bench_reports_the_audit_per_method_and_the_references_apart(tmp_path, capsys):
+    """`bench --rmia 2`: per method {auc, tpr_at_1pct_fpr, tpr_at_0_1pct_fpr}, the references'
+    seconds and hashes at the top level, and the original model's audit for the evidence."""
+    import json
+
+    from unlearnrec.cli import main
+    from unlearnrec.data.readers import write_lightgcn
+
+    data = generate_synthetic(num_users=150, num_items=100, num_groups=4, mean_interactions=12)
+    write_lightgcn(data, tmp_path / "tiny")
+    (tmp_path / "params.yaml").write_text("train:\n  max_epochs: 10\n  batch_size: 1024\n")
+    out = tmp_path / "bench.json"
+    args = ["bench", "--data", str(tmp_path / "tiny"), "--request", "random:0.05"]
+    args += ["--json", str(out), "--device", "cpu", "--params", str(tmp_path / "params.yaml")]
+    args += ["--set", "unlearnrec.pretrain_requests=2", "--set", "model.embedding_dim=8"]
+    assert main([*args, "--rmia", "2"]) == 0
+    result = json.loads(out.read_text())
+    assert result["rmia_reference_seconds"] > 0
+    assert result["rmia_references"]["k"] == 2 and len(result["rmia_references"]["sha256"]) == 2
+    for name in ("retrain", "unlearnrec"):
+        rmia = result["methods"][name]["rmia"]
+        assert {"auc", "tpr_at_1pct_fpr", "tpr_at_0_1pct_fpr"} <= set(rmia)
+        assert 0 <= rmia["tpr_at_0_1pct_fpr"] <= rmia["tpr_at_1pct_fpr"] <= 1
+        assert len(rmia["roc"]["fpr"]) == len(rmia["roc"]["tpr"]) > 10
+    assert result["methods"]["retrain"]["rmia_gap"]["auc"] == 0.0
+    assert "rmia_original" in result and "membership audit" in capsys.readouterr().out
