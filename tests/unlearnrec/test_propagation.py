@@ -16,6 +16,7 @@ from unlearnrec.propagation import (
     frontier,
     propagate_change,
     readout_weights,
+    residual_graph,
 )
 
 ATOL = 1e-5
@@ -175,3 +176,20 @@ def test_gather_matches_apply():
     result = propagate_change(graph, layers, weights, removed=graph.edges_numpy()[:4])
     nodes = torch.arange(graph.num_nodes)
     assert torch.allclose(result.final.gather(base, nodes), result.final.apply(base))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_residual_graph_equals_without(seed):
+    """The CSR-edited residual graph is ``Graph.without``'s: same edges, keys and adjacency."""
+    graph = _random_graph(seed)
+    rng = np.random.default_rng(seed)
+    edges = graph.edges_numpy()
+    removed = np.concatenate([_random_removed(graph, rng, 5), edges[edges[:, 0] == 2]])
+    removed = np.concatenate([removed, [[0, 0], [0, 0]]])  # a pair maybe absent, a repeat
+    fast, slow = residual_graph(graph, removed), graph.without(removed)
+    assert torch.equal(fast.edges, slow.edges)
+    assert torch.equal(fast.keys, slow.keys)
+    assert torch.equal(fast.adj.crow_indices(), slow.adj.crow_indices())
+    assert torch.equal(fast.adj.col_indices(), slow.adj.col_indices())
+    assert torch.allclose(fast.adj.values(), slow.adj.values(), atol=1e-7)
+    assert int(fast.degrees()[2]) == 0
