@@ -106,6 +106,14 @@ class UnlearnRecConfig:
     # profile (λ_u 0.5 to 1, more steps, a higher lr) suits poisoned or injected edges, whose
     # retrain target lies far below real interactions', without re-pre-training the encoder.
     finetune_lambda_u: float | None = 20.0
+    # choice: where the unlearning step works. "graph": every fine-tune step propagates over the
+    # whole residual graph (the method as published). "local": the request's neighbourhood only
+    # (``unlearning/local.py``): base final embeddings cached per model, the fine-tune on the
+    # touched rows and up to ``local_fanout`` sampled neighbours of each, the removed edges and
+    # renormalisation propagated inside that subgraph; its cost grows with the request, not the
+    # graph (docs/benchmarks.md, 'Scaling').
+    finetune_scope: str = "graph"
+    local_fanout: int = 32
     # Sequential requests: re-pre-train the encoder on the new base after this many requests
     # (0: never). Offline work, reported apart from the unlearning seconds.
     refresh_every: int = 1
@@ -564,6 +572,16 @@ def unlearn_request(
     items get that many epochs of retrain's negative push (``isolated_items="negative"``).
     Returns a new model (the input is left untouched) whose layer-0 table is Ẽ0, run on A_r.
     """
+    if config.finetune_scope == "local":
+        from unlearnrec.unlearning.local import unlearn_local
+
+        return unlearn_local(
+            model, graph, request, encoder, config, train_config, heldout, fit_epochs
+        )
+    if config.finetune_scope != "graph":
+        raise ValueError(
+            f"finetune_scope must be 'graph' or 'local', not {config.finetune_scope!r}"
+        )
     device = graph.device
     gen = make_generator(config.seed, device)
     with Stopwatch(device) as clock:
