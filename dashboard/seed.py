@@ -25,7 +25,9 @@ import hashlib
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
+from statistics import NormalDist
 
 from sqlmodel import Session
 
@@ -131,6 +133,57 @@ RUN2_UNLEARNED = {
     "mia_auc": 0.5120,
     "recall@20": 0.3398,
     "ndcg@20": 0.2971,
+}
+# Run 1's membership audit (``unlearnrec.membership.evidence_record``'s shape), drawn from
+# Gaussians in closed form: the original model sets the forgotten pairs apart (shift 1.6σ), the
+# unlearned and retrained ones do not.
+RUN1_MEMBERSHIP_SHIFTS = {"original": 1.6, "unlearned": 0.04, "reference": 0.0}
+
+
+def _seeded_audit(shift: float, members: int = 400, nonmembers: int = 4000) -> dict:
+    null, alt = NormalDist(0, 1), NormalDist(shift, 1)
+    edges = [-5 + 13 * k / 39 for k in range(40)]
+
+    def counts(d: NormalDist, n: int) -> list[int]:
+        return [round(n * (d.cdf(hi) - d.cdf(lo))) for lo, hi in pairwise(edges)]
+
+    fprs = [10 ** (-3 + 3 * k / 24) for k in range(25)]
+
+    def tpr(f: float) -> float:
+        return 1 - alt.cdf(null.inv_cdf(1 - f)) if f < 1 else 1.0
+
+    return {
+        "attack": "lira",
+        "statistic": "logit",
+        "references": 4,
+        "members": members,
+        "nonmembers": nonmembers,
+        "auc": round(1 - NormalDist(shift, 2**0.5).cdf(0), 4),  # Φ(shift / √2)
+        "tpr_at_1pct_fpr": round(tpr(0.01), 4),
+        "tpr_at_0_1pct_fpr": round(tpr(0.001), 4),
+        "roc": {"fpr": [round(f, 6) for f in fprs], "tpr": [round(tpr(f), 6) for f in fprs]},
+        "histogram": {
+            "edges": [round(e, 4) for e in edges],
+            "members": counts(alt, members),
+            "nonmembers": counts(null, nonmembers),
+        },
+    }
+
+
+RUN1_MEMBERSHIP = {
+    "attack": "lira",
+    "k": 4,
+    "references": {
+        "k": 4,
+        "seed": 0,
+        "seconds": 181.3,
+        "sha256": [hashlib.sha256(f"seed-reference-{k}".encode()).hexdigest() for k in range(4)],
+        "fit_edges": [36_010, 35_971, 35_992, 35_989],
+    },
+    "thresholds": {"tpr_margin": 0.01, "auc_margin": 0.03},
+    "models": {name: _seeded_audit(shift) for name, shift in RUN1_MEMBERSHIP_SHIFTS.items()},
+    "passed": True,
+    "reasons": [],
 }
 RUN1_UNLEARN_SECONDS, RUN1_RETRAIN_SECONDS = 0.82, 72.4  # speed-up 88.3x
 RUN2_UNLEARN_SECONDS = 0.91
@@ -368,6 +421,7 @@ def seed_ledger(
             "passed": True,
             "reasons": [],
             "reference_model_sha256": ref.sha256,
+            "membership": RUN1_MEMBERSHIP,
         }
         run1.timings = {"unlearn_seconds": RUN1_UNLEARN_SECONDS, "encoder_refresh_seconds": 25.6}
         session.add(run1)

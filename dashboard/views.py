@@ -9,7 +9,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import queries, ui
+from dashboard import evidence, queries, ui
 from unlearnrec.ledger import TicketStatus, utcnow
 
 STATUS_ORDER = list(TicketStatus.ALL)
@@ -416,6 +416,7 @@ def _certificates(ledger: ui.Ledger) -> None:
         for note in queries.certificate_notes(doc, tickets):
             st.warning(f"Disagrees with the ledger: {ui.md(note)}.", icon=":material/rule:")
         _certificate_facts(doc, row)
+        _membership_evidence(doc)
     a, b = st.columns(2)
     if check.path.is_file():
         a.download_button(
@@ -481,6 +482,46 @@ def _certificate_facts(doc: dict[str, Any], row: dict[str, Any]) -> None:
         key="cert_facts",
         height="content",
     )
+
+
+def _membership_evidence(doc: dict[str, Any]) -> None:
+    """The reference-model membership audit the certificate carries, as figures and a picture."""
+    found = evidence.membership_evidence(doc.get("verification"))
+    if found is None:
+        return
+    st.subheader("Membership evidence")
+    refs = found.get("references") or {}
+    verdict = found.get("passed")
+    margins = found.get("thresholds") or {}
+    st.caption(
+        f"A likelihood-ratio membership attack ({ui.md(str(found.get('attack', 'lira')))} "
+        f"offline) calibrated with {ui.md(str(found.get('k')))} reference models trained on "
+        "halves of the training data: each forgotten pair's score under a model, compared with "
+        "its scores under the references that never saw it. Forgotten pairs are set beside "
+        "held-out pairs no model was trained on. A model that forgot them shows the two "
+        "populations on top of each other and a ROC on the dashed chance line, as the model "
+        "retrained without them does; the original model sets them apart. "
+        + (
+            f"Against the retrained model (TPR at 1% FPR within "
+            f"{ui.md(margins.get('tpr_margin'))}, AUC within "
+            f"{ui.md(margins.get('auc_margin'))}): "
+            f"**{'PASS' if verdict else 'FAIL'}**."
+            if verdict is not None
+            else ""
+        )
+    )
+    for reason in found.get("reasons") or []:
+        st.warning(ui.md(reason), icon=":material/rule:")
+    st.dataframe(evidence.figures_frame(found), hide_index=True, key="membership_figures")
+    hist, roc = evidence.charts(found)
+    st.altair_chart(hist, key="membership_scores")
+    st.altair_chart(roc, key="membership_roc")
+    hashes = refs.get("sha256") or []
+    if hashes:
+        st.caption(
+            "Reference models (sha256 of their weights): "
+            + ", ".join(f"`{ui.md(h[:16])}…`" for h in hashes)
+        )
 
 
 # -- models and data ----------------------------------------------------------------------------

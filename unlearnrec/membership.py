@@ -445,3 +445,35 @@ def compare_to_reference(
     if abs(d_auc) > auc_margin:
         reasons.append(f"membership audit AUC {d_auc:+.3f} from the reference's")
     return not reasons, reasons
+
+
+def evidence_record(
+    audits: dict[str, MembershipAudit | dict[str, Any]],
+    references: ReferenceModels,
+    *,
+    tpr_margin: float = 0.01,
+    auc_margin: float = 0.03,
+) -> dict[str, Any]:
+    """What a verification record (and so a certificate) keeps of the audit: the figures of each
+    model (``original``, ``unlearned``, ``reference``) with their ROC points and histogram counts,
+    K and the references' hashes, the margins and the verdict against the reference (when there
+    is one). No pair and no id: counts and rates only."""
+    models = {
+        k: a.to_dict() if isinstance(a, MembershipAudit) else dict(a) for k, a in audits.items()
+    }
+    record: dict[str, Any] = {
+        "attack": next(iter(models.values()))["attack"] if models else "lira",
+        "k": references.k,
+        "references": references.describe(),
+        "thresholds": {"tpr_margin": tpr_margin, "auc_margin": auc_margin},
+        "models": models,
+    }
+    if "unlearned" in models and "reference" in models:
+        ok, reasons = compare_to_reference(
+            models["unlearned"],
+            models["reference"],
+            tpr_margin=tpr_margin,
+            auc_margin=auc_margin,
+        )
+        record.update(passed=ok, reasons=reasons)
+    return record
