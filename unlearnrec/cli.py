@@ -308,6 +308,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_scaling(args: argparse.Namespace) -> int:
+    from unlearnrec.scaling import run_scaling
+
+    run_scaling(
+        [int(float(x)) for x in args.edges.split(",")],
+        json_path=args.json,
+        plot_path=args.plot,
+        scopes=tuple(s.strip() for s in args.scopes.split(",") if s.strip()),
+        graph_scope_max_edges=args.graph_scope_max_edges,
+        finetune_steps=args.finetune_steps,
+        repeat=args.repeat,
+        log=_log,
+    )
+    return 0
+
+
 # -- parser -------------------------------------------------------------------------------------
 def _common(p: argparse.ArgumentParser, *, device: bool = True) -> None:
     p.add_argument("--params", default=DEFAULT_PARAMS, help="params.yaml (default: %(default)s)")
@@ -442,6 +458,24 @@ def build_parser() -> argparse.ArgumentParser:
         "each method's result per request",
     )
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser(
+        "bench-scaling",
+        help="seconds and memory of unlearning one request on synthetic graphs of growing size",
+    )
+    p.add_argument("--edges", default="1e5,1e6", help="comma-separated training-edge counts")
+    p.add_argument("--scopes", default="local,graph", help="UnlearnRec finetune_scope values")
+    p.add_argument(
+        "--graph-scope-max-edges",
+        type=int,
+        default=None,
+        help="skip the whole-graph scope above this many edges",
+    )
+    p.add_argument("--finetune-steps", type=int, default=5, help="fixed fine-tune steps")
+    p.add_argument("--repeat", type=int, default=3, help="timed runs per request (median)")
+    p.add_argument("--json", default=None, help="append the records to this JSON list")
+    p.add_argument("--plot", default=None, help="write a PNG plot of all records in --json")
+    p.set_defaults(func=cmd_bench_scaling)
 
     from unlearnrec.cli_compliance import add_commands
 

@@ -298,7 +298,7 @@ def unlearn_local(
         def is_iso(x: torch.Tensor) -> torch.Tensor:
             if len(iso_nodes) == 0:
                 return torch.zeros_like(x, dtype=torch.bool)
-            p = torch.searchsorted(iso_nodes, x).clamp_(max=len(iso_nodes) - 1)
+            p = torch.searchsorted(iso_nodes, x.contiguous()).clamp_(max=len(iso_nodes) - 1)
             return iso_nodes[p] == x
 
         keep = ~(is_iso(removed[:, 0]) | is_iso(removed[:, 1] + nu))
