@@ -86,10 +86,15 @@ def cmd_dashboard_password(args: argparse.Namespace) -> int:
     if sys.stdin.isatty():
         password = getpass.getpass("Dashboard password: ")
         if getpass.getpass("Again: ") != password:
-            raise ValueError("the two passwords differ")
+            print("error: the two passwords differ", file=sys.stderr)
+            return 2
     else:
         password = sys.stdin.readline().rstrip("\r\n")
-    hashed = hash_password(password)
+    try:
+        hashed = hash_password(password)
+    except ValueError as exc:  # too short: a usage error, nothing written
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(hashed)
     if sys.stdin.isatty():
         print(

@@ -333,6 +333,57 @@ def cmd_audit_head(args: argparse.Namespace) -> int:
     return 0 if check.ok else 1
 
 
+def _settings(args: argparse.Namespace):
+    from unlearnrec.settings import get_settings
+
+    return get_settings(**({"home": Path(args.home)} if getattr(args, "home", None) else {}))
+
+
+def cmd_db_current(args: argparse.Namespace) -> int:
+    from unlearnrec.ledger.db import make_engine, safe_url, schema_status
+
+    settings = _settings(args)
+    engine = make_engine(settings.database_url, read_only=True)
+    try:
+        status = schema_status(engine)
+    finally:
+        engine.dispose()
+    status = {"ledger": safe_url(settings.database_url), **status}
+    status["up_to_date"] = status["current"] == status["head"]
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        current = status["current"] or "none (no ledger tables)"
+        if status["current"] and not status["recorded"]:
+            current += " (made before migrations: inferred from its tables, not recorded)"
+        print(f"ledger:  {status['ledger']}\ncurrent: {current}\nhead:    {status['head']}")
+        if status["pending"]:
+            print(f"pending: {', '.join(status['pending'])}  (run `unlearnrec db upgrade`)")
+        elif status["pending"] is None:
+            print("the ledger is newer than this version of unlearnrec: upgrade unlearnrec")
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from unlearnrec.ledger.db import make_engine, safe_url, schema_status, upgrade_db
+
+    settings = _settings(args)
+    engine = make_engine(settings.database_url)
+    try:
+        pending = schema_status(engine)["pending"]
+        before, after = upgrade_db(engine)
+    finally:
+        engine.dispose()
+    where = safe_url(settings.database_url)
+    if before is None:
+        print(f"{where}: new ledger created at schema revision {after}")
+    elif before == after:
+        print(f"{where}: already at schema revision {after}, nothing to do")
+    else:
+        print(f"{where}: upgraded {before} -> {after} (applied {', '.join(pending or [])})")
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     def home(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -396,6 +447,20 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     home(p)
     p.set_defaults(func=cmd_certificate_register_key)
+
+    db = sub.add_parser("db", help="the ledger's schema: where it stands, upgrade it")
+    dsub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    p = dsub.add_parser("current", help="the ledger's schema revision and this code's")
+    p.add_argument("--json", action="store_true")
+    home(p)
+    p.set_defaults(func=cmd_db_current)
+    p = dsub.add_parser(
+        "upgrade",
+        help="migrate the ledger to this code's schema in place (back it up first); "
+        "creates a new one at head",
+    )
+    home(p)
+    p.set_defaults(func=cmd_db_upgrade)
 
     audit = sub.add_parser("audit", help="check the ledger's audit trail")
     asub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")

@@ -1,0 +1,1 @@
+"""Revision scripts, one per schema change (see ``unlearnrec.ledger.migrations``)."""
