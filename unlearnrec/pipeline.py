@@ -16,16 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from unlearnrec.checkpoint import fit_epochs_of, load_checkpoint, save_checkpoint, save_torch
+from unlearnrec.checkpoint import fit_epochs_of, load_checkpoint, save_checkpoint
 from unlearnrec.config import Params, from_dict, to_dict
 from unlearnrec.experiment import Splits, build_request, load_splits, train_base
 from unlearnrec.files import atomic_write_text, sha256_file
 from unlearnrec.forgetting import ForgettingConfig, forgetting_report
 from unlearnrec.training import EpochCallback
-from unlearnrec.unlearning import ModelState, Retrain, UnlearnRec, UnlearnRecConfig
-from unlearnrec.unlearning.encoder import InfluenceEncoder
-
-ENCODER_FORMAT = "unlearnrec.encoder/1"
+from unlearnrec.unlearning import ModelState, Retrain, UnlearnRec
+from unlearnrec.unlearning.unlearnrec import load_encoder, save_encoder
 
 
 def write_json(path: str | Path, value: Any) -> None:
@@ -104,40 +102,6 @@ def train(
 
 
 # -- pretrain -----------------------------------------------------------------------------------
-def save_encoder(path: Path, method: UnlearnRec, base_sha256: str) -> str:
-    assert method.encoder is not None
-    return save_torch(
-        path,
-        {
-            "format": ENCODER_FORMAT,
-            "config": to_dict(method.config),
-            "shape": list(method.encoder.h0.shape),
-            "num_layers": method.encoder.num_layers,
-            "state_dict": {k: v.detach().cpu() for k, v in method.encoder.state_dict().items()},
-            "base_sha256": base_sha256,
-        },
-    )
-
-
-def load_encoder(path: Path, device: torch.device) -> UnlearnRec:
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if payload.get("format") != ENCODER_FORMAT:
-        raise ValueError(f"{path}: not an unlearnrec encoder (format {payload.get('format')!r})")
-    config = from_dict(UnlearnRecConfig, payload["config"])
-    n, d = payload["shape"]
-    encoder = InfluenceEncoder(
-        n,
-        d,
-        payload["num_layers"],
-        readout=config.readout,
-        kappa=config.kappa,
-        w_eta_init=config.w_eta_init,
-        negative_slope=config.negative_slope,
-    )
-    encoder.load_state_dict(payload["state_dict"])
-    return UnlearnRec(config=config, encoder=encoder.to(device).eval())
-
-
 def pretrain(
     params: Params, splits_path: Path, base_path: Path, out: Path, device: torch.device
 ) -> dict[str, Any]:

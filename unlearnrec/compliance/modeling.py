@@ -2,18 +2,17 @@
 
 A batch is unlearned by the policy's method, found by name in ``unlearning.METHODS`` and run
 through the ``UnlearningMethod`` protocol. A model folder holds ``model.pt`` (a self-describing
-checkpoint) and, for production models of a method that prepares once per base model, that
-preparation (UnlearnRec: ``encoder.pt``, the pre-trained Influence Encoder of that model; see
-``PREPARED``).
+checkpoint) and, for production models of a method that keeps its preparation
+(``KeepsPreparation``: UnlearnRec's pre-trained encoder, ``encoder.pt``), that preparation,
+written by the method itself and read back before the next request.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,9 +24,9 @@ from unlearnrec.data.dataset import contains_edges
 from unlearnrec.forgetting import ForgettingConfig, ForgettingProbe, ModelForgetting, compare
 from unlearnrec.graph import Graph
 from unlearnrec.models import GraphRecommender
-from unlearnrec.pipeline import load_encoder, save_encoder
 from unlearnrec.training import resolve_device
-from unlearnrec.unlearning import METHODS, ModelState, Retrain, UnlearningMethod, UnlearnRec
+from unlearnrec.unlearning import METHODS, ModelState, Retrain, UnlearningMethod
+from unlearnrec.unlearning.base import KeepsPreparation
 from unlearnrec.unlearning.requests import DeletionRequest
 
 
@@ -48,51 +47,13 @@ def load_model_folder(folder: Path, device: torch.device) -> LoadedModel:
     return LoadedModel(ckpt.model, ckpt.meta, train_config)
 
 
-@dataclass(frozen=True)
-class Preparation:
-    """How a method's ``prepare`` work (done once per base model) lives next to the model: a file
-    of the model folder, written after each request and read back before the next one. Methods
-    without an entry in ``PREPARED`` prepare from scratch each time (Retrain: nothing to do)."""
-
-    filename: str
-    save: Callable[[Path, UnlearningMethod], None]
-    # read the file into the method and warm it up on the state, as prepare() would leave it
-    restore: Callable[[Path, UnlearningMethod, ModelState], None]
-    # re-prepare on the new model after a request (offline work, timed apart)
-    refresh: Callable[[UnlearningMethod], bool]
-
-
-def _save_encoder(path: Path, method: UnlearningMethod) -> None:
-    save_encoder(path, cast(UnlearnRec, method), "")
-
-
-def _restore_encoder(path: Path, method: UnlearningMethod, state: ModelState) -> None:
-    unlearnrec = cast(UnlearnRec, method)
-    # pre-trained on this model: reuse it (the policy's config, the file's encoder)
-    unlearnrec.encoder = load_encoder(path, state.graph.device).encoder
-    unlearnrec.warm_up(state)
-
-
-PREPARED: dict[str, Preparation] = {
-    "unlearnrec": Preparation(
-        "encoder.pt",
-        _save_encoder,
-        _restore_encoder,
-        lambda method: bool(cast(UnlearnRec, method).config.refresh_every),
-    ),
-}
-
-
 def prepared_method(
     name: str, params: dict[str, Any], folder: Path, state: ModelState
 ) -> UnlearningMethod:
     """The policy's method ``name`` ready to unlearn from the model of ``folder`` (``state``):
     its saved preparation restored when the folder has one, else prepared now."""
     method = METHODS[name](params)
-    kept = PREPARED.get(method.name)
-    if kept is not None and (folder / kept.filename).exists():
-        kept.restore(folder / kept.filename, method, state)
-    else:
+    if not (isinstance(method, KeepsPreparation) and method.load_preparation(folder, state)):
         method.prepare(state)
     return method
 
@@ -160,8 +121,8 @@ def unlearn_batch(
     unlearning = prepared_method(method, params, before_folder, state)
     outcome = unlearning.unlearn(state, request_of(in_graph, before, after, kinds or set()))
     refresh = 0.0
-    kept = PREPARED.get(unlearning.name)
-    if kept is not None and kept.refresh(unlearning):
+    keeps = isinstance(unlearning, KeepsPreparation)
+    if keeps and unlearning.refreshes_after_unlearn():
         refresh = unlearning.prepare(outcome.as_state(state))  # for the new production model
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(
@@ -176,8 +137,8 @@ def unlearn_batch(
             "fit_epochs": loaded.fit_epochs,
         },
     )
-    if kept is not None:
-        kept.save(out / kept.filename, unlearning)
+    if keeps:
+        unlearning.save_preparation(out)
     return UnlearnResult(
         out, outcome.seconds, refresh, len(in_graph), outcome.details, outcome.method
     )
@@ -225,18 +186,17 @@ def attach_preparation(
 ) -> float:
     """Prepare the method for the model in ``folder`` (one promoted to production) and keep the
     preparation next to it (UnlearnRec: pre-train its encoder); 0 for methods that keep none."""
-    kept = PREPARED.get(method)
-    if kept is None:
+    unlearning = METHODS[method](params)
+    if not isinstance(unlearning, KeepsPreparation):
         return 0.0
     dev = resolve_device(device)
     loaded = load_model_folder(folder, dev)
-    unlearning = METHODS[method](params)
     seconds = unlearning.prepare(
         ModelState(
             loaded.model, graph_of(files, dev), files.valid, loaded.train_config, loaded.fit_epochs
         )
     )
-    kept.save(folder / kept.filename, unlearning)
+    unlearning.save_preparation(folder)
     return seconds
 
 
@@ -353,6 +313,23 @@ def verify(
     ratios, over, under, reasons = compare(u, r, config)
     k = config.topk[0]
     passed = not over and not under and ratios[f"recall@{k}"] >= config.min_utility_ratio
+    audit = thresholds.get("membership") or {}
+    if audit.get("references"):
+        # the policy asks for the reference-model membership audit (unlearnrec.membership)
+        result["membership"] = membership_audit(
+            orig,
+            orig_graph,
+            unl,
+            after_graph,
+            ref,
+            in_graph,
+            after,
+            original,
+            original_folder,
+            audit,
+        )
+        passed = passed and result["membership"]["passed"]
+        reasons = [*reasons, *result["membership"]["reasons"]]
     result.update(
         mode="final",
         reference=_fig(r),
@@ -363,3 +340,38 @@ def verify(
         reasons=reasons,
     )
     return result
+
+
+def membership_audit(
+    original: GraphRecommender,
+    original_graph: Graph,
+    unlearned: GraphRecommender,
+    after_graph: Graph,
+    reference: GraphRecommender,
+    erased: np.ndarray,
+    after: DatasetFiles,
+    before: DatasetFiles,
+    original_folder: Path,
+    audit: dict[str, Any],
+) -> dict[str, Any]:
+    """The policy's membership audit: erased training pairs vs the held-out test pairs, with
+    the original model's K references (cached per base model under ``var/references``)."""
+    from unlearnrec.membership import audit_against_reference
+    from unlearnrec.settings import get_settings
+
+    return audit_against_reference(
+        original=original,
+        original_graph=original_graph,
+        unlearned=unlearned,
+        unlearned_graph=after_graph,
+        reference=reference,
+        reference_graph=after_graph,
+        members=erased,
+        nonmembers=after.test,
+        valid=before.valid,
+        train_config=load_model_folder(original_folder, original_graph.device).train_config,
+        references=int(audit["references"]),
+        tpr_margin=float(audit.get("tpr_margin", 0.01)),
+        auc_margin=float(audit.get("auc_margin", 0.03)),
+        cache_dir=get_settings().var / "references",
+    )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -53,6 +54,31 @@ class UnlearningMethod(Protocol):
         ...
 
     def unlearn(self, state: ModelState, request: DeletionRequest) -> UnlearnOutcome: ...
+
+
+@runtime_checkable
+class KeepsPreparation(Protocol):
+    """A method whose ``prepare`` work outlives the process (UnlearnRec's pre-trained encoder, a
+    sharded model's sub-models and manifests). The platform keeps it in the production model's
+    folder, beside ``model.pt``, and restores it before the next request instead of preparing
+    again; methods without it (Retrain) prepare from scratch each time."""
+
+    name: str
+
+    def save_preparation(self, folder: Path) -> list[Path]:
+        """Write the preparation into ``folder`` (atomically, file by file); returns the paths
+        written, so the caller can hash and purge them."""
+        ...
+
+    def load_preparation(self, folder: Path, state: ModelState) -> bool:
+        """Read the preparation that ``save_preparation`` left in ``folder`` and make the method
+        ready to unlearn from ``state``; False when the folder holds none (then: ``prepare``)."""
+        ...
+
+    def refreshes_after_unlearn(self) -> bool:
+        """Whether the preparation is redone on the new model after a request (offline work,
+        timed apart). False for methods whose ``unlearn`` updates it itself."""
+        ...
 
 
 class Stopwatch:

@@ -28,13 +28,15 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from unlearnrec.config import TrainConfig, from_dict
+from unlearnrec.checkpoint import save_torch
+from unlearnrec.config import TrainConfig, from_dict, to_dict
 from unlearnrec.graph import Graph, edge_tensor
 from unlearnrec.metrics import roc_auc
 from unlearnrec.models import GraphRecommender
@@ -441,6 +443,24 @@ class UnlearnRec:
             state.fit_epochs,
         )
 
+    # -- the preparation kept beside a production model (``KeepsPreparation``) ------------------
+    def save_preparation(self, folder: Path) -> list[Path]:
+        path = Path(folder) / ENCODER_FILE
+        save_encoder(path, self, "")
+        return [path]
+
+    def load_preparation(self, folder: Path, state: ModelState) -> bool:
+        path = Path(folder) / ENCODER_FILE
+        if not path.exists():
+            return False
+        # pre-trained on this model: the file's encoder, this method's (the policy's) config
+        self.encoder = load_encoder(path, state.graph.device).encoder
+        self.warm_up(state)
+        return True
+
+    def refreshes_after_unlearn(self) -> bool:
+        return bool(self.config.refresh_every)
+
     # -- unlearning -----------------------------------------------------------------------------
     def unlearn(self, state: ModelState, request: DeletionRequest) -> UnlearnOutcome:
         if self.encoder is None:
@@ -700,3 +720,47 @@ def unlearn_request(
             "last_losses": parts,
         },
     )
+
+
+# -- the encoder file ---------------------------------------------------------------------------
+ENCODER_FORMAT = "unlearnrec.encoder/1"
+ENCODER_FILE = "encoder.pt"
+
+
+def save_encoder(path: str | Path, method: UnlearnRec, base_sha256: str) -> str:
+    """Write ``method``'s pre-trained encoder and config atomically; returns the file's sha256.
+    ``base_sha256`` names the base model it was pre-trained on ("" when not recorded)."""
+    if method.encoder is None:
+        raise RuntimeError("save_encoder needs a pre-trained encoder")
+    return save_torch(
+        path,
+        {
+            "format": ENCODER_FORMAT,
+            "config": to_dict(method.config),
+            "shape": list(method.encoder.h0.shape),
+            "num_layers": method.encoder.num_layers,
+            "state_dict": {k: v.detach().cpu() for k, v in method.encoder.state_dict().items()},
+            "base_sha256": base_sha256,
+        },
+    )
+
+
+def load_encoder(path: str | Path, device: torch.device) -> UnlearnRec:
+    """The method as ``save_encoder`` left it (its config, its encoder in eval mode on
+    ``device``)."""
+    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if payload.get("format") != ENCODER_FORMAT:
+        raise ValueError(f"{path}: not an unlearnrec encoder (format {payload.get('format')!r})")
+    config = from_dict(UnlearnRecConfig, payload["config"])
+    n, d = payload["shape"]
+    encoder = InfluenceEncoder(
+        n,
+        d,
+        payload["num_layers"],
+        readout=config.readout,
+        kappa=config.kappa,
+        w_eta_init=config.w_eta_init,
+        negative_slope=config.negative_slope,
+    )
+    encoder.load_state_dict(payload["state_dict"])
+    return UnlearnRec(config=config, encoder=encoder.to(device).eval())

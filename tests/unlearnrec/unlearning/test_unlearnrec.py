@@ -210,3 +210,24 @@ def test_the_zscore_loss_needs_heldout_pairs_and_a_known_name(prepared, tiny_spl
         unlearn_request(
             state.model, state.graph, request, method.encoder, bad, TINY_TRAIN, tiny_splits.valid
         )
+
+
+def test_the_kept_preparation_round_trips_through_a_model_folder(prepared, tmp_path):
+    """The platform keeps the pre-trained encoder beside the production model and restores it
+    instead of pre-training again: the restored method unlearns exactly as the original."""
+    from unlearnrec.unlearning.base import KeepsPreparation
+
+    state, method, _ = prepared
+    assert isinstance(method, KeepsPreparation)
+    assert not isinstance(Retrain(), KeepsPreparation)
+    fresh = UnlearnRec(TINY_UNLEARN)
+    assert fresh.load_preparation(tmp_path, state) is False  # nothing kept yet
+    written = method.save_preparation(tmp_path)
+    assert [p.name for p in written] == ["encoder.pt"] and written[0].exists()
+    assert fresh.load_preparation(tmp_path, state) is True
+    request = DeletionRequest("edges", state.graph.edges_numpy()[:40])
+    a = method.unlearn(state, request).model.state_dict()
+    b = fresh.unlearn(state, request).model.state_dict()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name])
+    assert fresh.refreshes_after_unlearn() is bool(TINY_UNLEARN.refresh_every)
