@@ -44,8 +44,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -185,6 +188,63 @@ class ReferenceModels:
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - started
         return cls(models, graphs, seed, seconds, hashes, sizes)
+
+    def save(self, folder: str | Path) -> None:
+        """Weights (one file per reference) and ``references.json``; graphs are rebuilt on load."""
+        from unlearnrec.checkpoint import save_torch
+        from unlearnrec.files import atomic_write_bytes
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for k, model in enumerate(self.models):
+            state = {n: v.detach().cpu() for n, v in model.state_dict().items()}
+            save_torch(folder / f"reference-{k}.pt", state)
+        atomic_write_bytes(folder / "references.json", json.dumps(self.describe()).encode())
+
+    @classmethod
+    def load(
+        cls,
+        folder: str | Path,
+        fit: np.ndarray,
+        num_users: int,
+        num_items: int,
+        model_config: ModelConfig,
+        device: torch.device,
+    ) -> ReferenceModels | None:
+        """The references saved in ``folder`` for training pairs ``fit``; None when there are none
+        or a file does not match its recorded hash or pair count."""
+        folder = Path(folder)
+        try:
+            meta = json.loads((folder / "references.json").read_text())
+        except (OSError, ValueError):
+            return None
+        fit = as_edges(fit)
+        mask = in_mask(fit, num_items, int(meta["k"]), int(meta["seed"]))
+        models, graphs = [], []
+        for k in range(int(meta["k"])):
+            if int(mask[:, k].sum()) != meta["fit_edges"][k]:
+                return None
+            model = build_model(num_users, num_items, model_config).to(device)
+            try:
+                state = torch.load(
+                    folder / f"reference-{k}.pt", map_location=device, weights_only=True
+                )
+                model.load_state_dict(state)
+            except (OSError, RuntimeError):
+                return None
+            model.eval()
+            if state_hash(model) != meta["sha256"][k]:
+                return None
+            models.append(model)
+            graphs.append(Graph.from_edges(fit[mask[:, k]], num_users, num_items, device))
+        return cls(
+            models,
+            graphs,
+            int(meta["seed"]),
+            float(meta["seconds"]),
+            list(meta["sha256"]),
+            list(meta["fit_edges"]),
+        )
 
 
 # -- statistics ----------------------------------------------------------------------------------
@@ -412,21 +472,28 @@ _CACHE: dict[tuple[str, int, int], ReferenceModels] = {}
 
 def references_for(
     base_hash: str,
-    build: Any,
+    build: Callable[[], ReferenceModels],
     *,
     references: int = 4,
     seed: int = 0,
+    load: Callable[[], ReferenceModels | None] | None = None,
+    save: Callable[[ReferenceModels], None] | None = None,
 ) -> tuple[ReferenceModels, bool]:
-    """The references of one base model, built by ``build()`` the first time and reused after.
-
-    Keyed by the base model's hash, K and the seed; returns (references, reused).
-    """
+    """The references of one base model: from memory, else ``load()`` (a disk cache), else
+    ``build()`` (then ``save``); keyed by the base model's hash, K and the seed.
+    Returns (references, reused)."""
     key = (base_hash, references, seed)
     if key in _CACHE:
         return _CACHE[key], True
-    refs = build()
+    refs = load() if load is not None else None
+    reused = refs is not None
+    if refs is None:
+        refs = build()
+        if save is not None:
+            save(refs)
+    _CACHE.clear()  # one base model's references at a time: a new base supersedes them
     _CACHE[key] = refs
-    return refs, False
+    return refs, reused
 
 
 def compare_to_reference(
@@ -476,4 +543,79 @@ def evidence_record(
             auc_margin=auc_margin,
         )
         record.update(passed=ok, reasons=reasons)
+    return record
+
+
+def audit_against_reference(
+    *,
+    original: GraphRecommender,
+    original_graph: Graph,
+    unlearned: GraphRecommender,
+    unlearned_graph: Graph,
+    reference: GraphRecommender,
+    reference_graph: Graph,
+    members: np.ndarray,
+    nonmembers: np.ndarray,
+    valid: np.ndarray,
+    train_config: TrainConfig,
+    references: int = 4,
+    seed: int = 0,
+    tpr_margin: float = 0.01,
+    auc_margin: float = 0.03,
+    cache_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """The audit a final verification runs: the original, unlearned and retrained models on the
+    erased training pairs (``members``) vs held-out pairs, with the original model's references
+    (trained on halves of ``original_graph``'s pairs; cached per base model, in memory and under
+    ``cache_dir/<sha256 of the base>``). The evidence record, with ``passed`` and ``reasons``
+    against the retrained model's figures."""
+    device = original_graph.device
+    base = state_hash(original)
+    fit = original_graph.edges_numpy()
+    folder = Path(cache_dir) / f"{base[:32]}-k{references}-s{seed}" if cache_dir else None
+    config = original.config
+
+    def build() -> ReferenceModels:
+        return ReferenceModels.train(
+            fit,
+            valid,
+            original.num_users,
+            original.num_items,
+            config,
+            train_config,
+            device,
+            references=references,
+            seed=seed,
+        )
+
+    refs, reused = references_for(
+        base,
+        build,
+        references=references,
+        seed=seed,
+        load=(
+            (
+                lambda: ReferenceModels.load(
+                    folder, fit, original.num_users, original.num_items, config, device
+                )
+            )
+            if folder
+            else None
+        ),
+        save=(lambda r: r.save(folder)) if folder else None,
+    )
+    probe = MembershipProbe.build(
+        refs, members, nonmembers, MembershipConfig(references=refs.k, seed=seed)
+    )
+    record = evidence_record(
+        {
+            "original": probe.audit(original, original_graph),
+            "unlearned": probe.audit(unlearned, unlearned_graph),
+            "reference": probe.audit(reference, reference_graph),
+        },
+        refs,
+        tpr_margin=tpr_margin,
+        auc_margin=auc_margin,
+    )
+    record.update(base_sha256=base, references_reused=reused)
     return record

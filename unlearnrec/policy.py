@@ -44,11 +44,17 @@ class Batching(_Strict):
 
 
 class Unlearning(_Strict):
-    method: Literal["unlearnrec", "retrain"] = "unlearnrec"
+    # unlearnrec | influence | reverse_bpr: approximate, verified by the figures; retrain: a
+    # full retrain per batch; sisa | grapheraser | receraser: the exact tier, a sharded
+    # production model whose affected shards (and aggregation) are retrained per batch (the
+    # first batch trains every shard)
+    method: Literal[
+        "unlearnrec", "retrain", "sisa", "grapheraser", "receraser", "influence", "reverse_bpr"
+    ] = "unlearnrec"
     params: dict[str, Any] = Field(
         default_factory=dict,
-        description="the method's settings: UnlearnRecConfig fields (unlearnrec) or training "
-        "overrides (retrain)",
+        description="the method's settings: UnlearnRecConfig fields (unlearnrec), training "
+        "overrides (retrain), ShardedConfig fields (sisa, grapheraser, receraser)",
     )
     # Per ticket kind overrides of params (e.g. a strong fine-tune for poisoned data).
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -62,11 +68,30 @@ class Unlearning(_Strict):
         return value
 
 
+class MembershipAudit(_Strict):
+    """The reference-model membership audit (``unlearnrec.membership``: LiRA offline) a final
+    verification runs when ``references`` > 0: the unlearned model's attack AUC and TPR at 1% FPR
+    on the erased pairs vs held-out ones must sit within these margins of the retrained model's.
+    Off by default: K models trained on halves of the data, once per production model."""
+
+    references: int = Field(0, ge=0, description="K reference models; 0: no audit")
+    tpr_margin: float = Field(0.01, ge=0, description="|TPR@1%FPR − reference's| at most this")
+    auc_margin: float = Field(0.03, ge=0, description="|attack AUC − reference's| at most this")
+
+    @field_validator("references")
+    @classmethod
+    def _two_or_none(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("the audit's global variance needs at least 2 reference models")
+        return value
+
+
 class Thresholds(_Strict):
     mi_bf_ratio: float = Field(0.9, gt=0, description="MI-BF at least this x the reference's")
     mi_ng_tolerance: float = Field(0.2, ge=0, description="MI-NG within ± this share")
     auc_margin: float = Field(0.05, ge=0, description="|MIA AUC − reference AUC| at most this")
     min_utility_ratio: float = Field(0.97, gt=0, le=1.5, description="Recall@20 vs reference")
+    membership: MembershipAudit = Field(default_factory=MembershipAudit)
 
 
 class Verification(_Strict):
