@@ -25,6 +25,8 @@ QUIET_DEFAULTS = {
     "DVC_NO_ANALYTICS": "1",
     "GX_ANALYTICS_ENABLED": "false",
     "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+    # and Prefect's local server gets time to start on a busy machine (its default is 20 s)
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
 }
 
 

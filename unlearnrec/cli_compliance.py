@@ -384,6 +384,37 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from unlearnrec.cli import UsageError, _log, _params, _progress
+    from unlearnrec.init_data import InitUsageError, check, run_init, summary_text
+
+    settings = _settings(args)
+    params_path = args.params or str(settings.home / "params.yaml")
+    if args.params and not Path(args.params).is_file():
+        raise UsageError(f"params file {args.params} not found")
+    _, raw = _params(params_path if Path(params_path).is_file() else None, args.set)
+    try:
+        plan = check(settings, Path(args.data), name=args.name, force=args.force)
+    except InitUsageError as exc:
+        raise UsageError(str(exc)) from None
+    from unlearnrec.config import params_from_dict
+
+    epochs = params_from_dict(raw).train.max_epochs
+    on_epoch, bar = _progress("train base model", epochs)
+    with bar:
+        result = run_init(
+            settings,
+            plan,
+            params_raw=raw,
+            min_rating=args.min_rating,
+            device=args.device,
+            log=_log,
+            on_epoch=on_epoch,
+        )
+    print(json.dumps(result, indent=2) if args.json else summary_text(result))
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     def home(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -391,6 +422,40 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
             default=None,
             help="project root (default: UNLEARNREC_HOME or the working directory)",
         )
+
+    p = sub.add_parser(
+        "init",
+        help="make your own interaction file the platform's dataset: validate it, lay it out "
+        "with id maps (DVC-tracked), train the base model, pre-train the encoder",
+    )
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="FILE",
+        help="a LightGCN folder (train.txt, test.txt), a MovieLens ratings file (u.data, "
+        "ratings.dat) or a CSV/TSV of user,item[,rating,timestamp], header optional",
+    )
+    p.add_argument(
+        "--name", default=None, help="dataset folder under data/ (default: from the file name)"
+    )
+    p.add_argument(
+        "--min-rating",
+        type=float,
+        default=None,
+        help="keep ratings >= this as positives (default: every rating)",
+    )
+    p.add_argument("--force", action="store_true", help="replace a non-empty dataset folder")
+    p.add_argument("--params", default=None, help="params file (default: HOME/params.yaml)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="SECTION.KEY=VALUE",
+        help="override one parameter, e.g. --set train.max_epochs=50",
+    )
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda:0")
+    p.add_argument("--json", action="store_true")
+    home(p)
+    p.set_defaults(func=cmd_init)
 
     tickets = sub.add_parser("tickets", help="submit and list deletion tickets")
     tsub = tickets.add_subparsers(dest="tickets_command", required=True, metavar="ACTION")

@@ -47,7 +47,15 @@ class Settings(BaseSettings):
 
     @property
     def data(self) -> Path:
-        return self._under(self.data_dir, "data/synthetic")
+        """The platform's dataset folder (LightGCN layout with id maps): ``UNLEARNREC_DATA_DIR``,
+        else the folder ``params.yaml``'s ``data.path`` names (``unlearnrec init --data`` sets
+        it), else the bundled ``data/synthetic``."""
+        if self.data_dir is not None:
+            return Path(self.data_dir)
+        configured = pipeline_data_path(self.home)
+        if configured is not None and (self.home / configured).is_dir():
+            return self.home / configured
+        return self.home / "data/synthetic"
 
     @property
     def database_url(self) -> str:
@@ -68,6 +76,21 @@ class Settings(BaseSettings):
     @property
     def pseudonym_secret(self) -> Path:
         return self.secrets / "pseudonym.secret"
+
+
+def pipeline_data_path(home: Path) -> str | None:
+    """``data.path`` of ``home/params.yaml`` (the DVC pipeline's input), None without one."""
+    params = Path(home) / "params.yaml"
+    if not params.is_file():
+        return None
+    import yaml
+
+    try:
+        raw = yaml.safe_load(params.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    path = (raw.get("data") or {}).get("path") if isinstance(raw, dict) else None
+    return str(path) if path else None
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -1,4 +1,5 @@
-"""Read and write interaction files: LightGCN text folders and MovieLens rating files.
+"""Read and write interaction files: LightGCN text folders, MovieLens rating files and plain
+CSV/TSV interaction exports.
 
 Readers are strict on purpose: a malformed line raises ``DataFormatError`` naming the file and the
 1-based line, because a silently skipped line would change which data a model (and therefore an
@@ -210,28 +211,80 @@ def read_lightgcn(
 # --------------------------------------------------------------------------- MovieLens
 
 
-def _detect_movielens(path: Path, first: str) -> tuple[str, dict[str, int], int, bool]:
+# Header names per column (case-insensitive; RecBole's ``:token`` / ``:float`` dropped).
+HEADER_NAMES = {
+    "user_id": ("user_id", "user", "userid", "uid", "user id"),
+    "item_id": ("item_id", "item", "itemid", "iid", "item id", "movie_id", "movieid", "product_id"),
+    "rating": ("rating", "ratings", "score"),
+    "timestamp": ("timestamp", "time", "ts", "date", "datetime"),
+}
+PLAIN_COLUMNS = ("user_id", "item_id", "rating", "timestamp")  # a headerless line's order
+
+FORMATS_HINT = (
+    "expected MovieLens 'user::item::rating::timestamp' (ml-1m ratings.dat), tab-separated "
+    "'user item rating timestamp' (ml-100k u.data), a CSV/TSV of 'user,item[,rating,timestamp]' "
+    "with or without a header (or a RecBole .inter file), or a LightGCN folder (train.txt, "
+    "test.txt: give the folder)"
+)
+
+
+def _header_columns(fields: list[str]) -> dict[str, int] | None:
+    """Column index per known column when ``fields`` is a header naming a user and an item."""
+    names = [f.strip().strip('"').split(":", 1)[0].strip().lower() for f in fields]
+    cols: dict[str, int] = {}
+    for column, aliases in HEADER_NAMES.items():
+        found = [k for k, name in enumerate(names) if name in aliases]
+        if found:
+            cols[column] = found[0]
+    return cols if "user_id" in cols and "item_id" in cols else None
+
+
+def _looks_numeric(fields: list[str]) -> bool:
+    return all(f.strip().strip('"').replace(".", "", 1).isdigit() for f in fields)
+
+
+def _detect_movielens(
+    path: Path, lines: list[str], first: int
+) -> tuple[str, dict[str, int], int, bool]:
     """Recognise the format from the first line: (separator, column indexes, width, has header).
 
-    ``::`` means ML-1M ``ratings.dat``; a tab-separated line whose fields name ``user_id`` and
-    ``item_id`` (RecBole adds ``:token`` / ``:float``) is a header; other tab-separated lines are
-    ML-100K ``u.data``. Both headerless formats are ``user item rating timestamp``.
+    ``::`` means ML-1M ``ratings.dat``; otherwise tabs, then commas, separate fields. A first
+    line naming a user and an item column (``user_id`` / ``user``, ``item_id`` / ``item``, ...;
+    RecBole adds ``:token`` / ``:float``) is a header; without one the columns are ``user item
+    [rating [timestamp]]`` (ML-100K ``u.data`` is the tab-separated four-column case). A first
+    line of words over lines of numbers is a header with names we do not know: refused, rather
+    than read as a pair of ids.
     """
-    plain = {"user_id": 0, "item_id": 1, "rating": 2, "timestamp": 3}
-    if "::" in first:
-        return "::", plain, 4, False
-    if "\t" in first:
-        names = [field.strip().split(":", 1)[0] for field in first.split("\t")]
-        if "user_id" in names and "item_id" in names:
-            cols = {n: names.index(n) for n in plain if n in names}
-            return "\t", cols, len(names), True
-        return "\t", plain, 4, False
-    raise DataFormatError(
-        str(path),
-        1,
-        "unrecognised rating format: expected 'user::item::rating::timestamp', "
-        "tab-separated 'user item rating timestamp', or a RecBole .inter header",
-    )
+    line = lines[first]
+    if "::" in line:
+        return "::", {c: k for k, c in enumerate(PLAIN_COLUMNS)}, 4, False
+    sep = "\t" if "\t" in line else "," if "," in line else None
+    if sep is None:
+        raise DataFormatError(str(path), first + 1, f"unrecognised rating format: {FORMATS_HINT}")
+    fields = line.split(sep)
+    cols = _header_columns(fields)
+    if cols is not None:
+        return sep, cols, len(fields), True
+    if not 2 <= len(fields) <= 4:
+        raise DataFormatError(
+            str(path),
+            first + 1,
+            f"expected 2 to 4 fields (user, item[, rating[, timestamp]]) or a header naming "
+            f"user and item columns, got {len(fields)}",
+        )
+    nxt = next((ln for ln in lines[first + 1 :] if ln.strip()), None)
+    if (
+        nxt is not None
+        and not any(_looks_numeric([f]) for f in fields)
+        and _looks_numeric(nxt.split(sep))
+    ):
+        raise DataFormatError(
+            str(path),
+            first + 1,
+            f"looks like a header but names no user and item column ({line.strip()!r}): "
+            "name them user,item[,rating,timestamp]",
+        )
+    return sep, {c: k for k, c in enumerate(PLAIN_COLUMNS[: len(fields)])}, len(fields), False
 
 
 def _split_columns(
@@ -285,11 +338,27 @@ def _numeric_column(path: Path, column: str, values: list[str], linenos: np.ndar
 
 
 def _check_numeric(path: Path, column: str, values: list[str], linenos: np.ndarray) -> None:
-    """Validate a column we do not use (timestamps): all-digit columns pass in one string test."""
+    """Validate a column we do not use (timestamps): all-digit columns pass in one string test;
+    otherwise each distinct value must be a number or an ISO 8601 date-time."""
     joined = "".join(values)
     if joined.isascii() and joined.isdigit() and "" not in values:
         return
-    _numeric_column(path, column, values, linenos)
+    from datetime import datetime
+
+    for value in dict.fromkeys(values):
+        text = value.strip().strip('"')
+        try:
+            if math.isfinite(float(text)):
+                continue
+        except ValueError:
+            pass
+        try:
+            datetime.fromisoformat(text)
+        except ValueError:
+            lineno = int(linenos[values.index(value)])
+            raise DataFormatError(
+                str(path), lineno, f"{column} {text!r} is neither a number nor an ISO 8601 date"
+            ) from None
 
 
 def _codes(tokens: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -308,6 +377,11 @@ def _original_order(ids: list[str]) -> list[str]:
         return sorted(ids)
 
 
+def _unquote(token: str) -> str:
+    """A CSV field without one pair of surrounding double quotes (spreadsheet exports)."""
+    return token[1:-1].strip() if len(token) >= 2 and token[0] == token[-1] == '"' else token
+
+
 def _assign_ids(
     path: Path, tokens: list[str], keep: np.ndarray | None, linenos: np.ndarray, kind: str
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -318,10 +392,17 @@ def _assign_ids(
     id). All per-id work is on the distinct tokens, so a million rows cost two dict passes.
     """
     codes, distinct = _codes(tokens)
-    cleaned = [tok.strip() for tok in distinct]
+    cleaned = [_unquote(tok.strip()) for tok in distinct]
     if "" in cleaned:
         bad = distinct[cleaned.index("")]
         raise DataFormatError(str(path), int(linenos[tokens.index(bad)]), f"empty {kind} id")
+    spaced = next((k for k, tok in enumerate(cleaned) if len(tok.split()) != 1), None)
+    if spaced is not None:  # the platform's id lists are whitespace-separated
+        raise DataFormatError(
+            str(path),
+            int(linenos[tokens.index(distinct[spaced])]),
+            f"{kind} id {cleaned[spaced]!r} holds whitespace",
+        )
     if keep is not None:
         codes = codes[keep]
     present = np.flatnonzero(np.bincount(codes, minlength=len(distinct)))
@@ -340,29 +421,36 @@ def read_movielens(
     seed: int = 0,
     name: str | None = None,
 ) -> InteractionData:
-    """Read an ML-1M ``ratings.dat``, an ML-100K ``u.data`` or a RecBole ``.inter`` file.
+    """Read an ML-1M ``ratings.dat``, an ML-100K ``u.data``, a RecBole ``.inter`` file or a
+    CSV/TSV of ``user,item[,rating,timestamp]`` with or without a header (ids any strings
+    without whitespace; timestamps numbers or ISO 8601 dates).
 
     Ratings become implicit positives: all of them, or only those ``>= min_rating``. Ids are
     assigned after filtering, so users and items left without interactions get none; then the
-    pairs are split per user with ``split_train_test``.
+    pairs are split per user with ``split_train_test``. A repeated pair counts once.
     """
     path = Path(path)
     lines = _read_lines(path)
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
     if first is None:
         raise DataFormatError(str(path), None, "file holds no ratings")
-    sep, cols, width, has_header = _detect_movielens(path, lines[first])
+    sep, cols, width, has_header = _detect_movielens(path, lines, first)
     start = first + 1 if has_header else first
     columns, linenos = _split_columns(path, lines, start, sep, width)
     if "timestamp" in cols:
         _check_numeric(path, "timestamp", columns[cols["timestamp"]], linenos)
     keep = None
     if "rating" in cols:
-        ratings = _numeric_column(path, "rating", columns[cols["rating"]], linenos)
+        raw = columns[cols["rating"]]
+        if sep == ",":
+            raw = [_unquote(v.strip()) for v in raw]
+        ratings = _numeric_column(path, "rating", raw, linenos)
         if min_rating is not None:
             keep = ratings >= min_rating
     elif min_rating is not None:
         raise DataFormatError(str(path), None, "min_rating given but the file has no rating column")
+    if not len(linenos):
+        raise DataFormatError(str(path), None, "file holds a header but no ratings")
     user_idx, user_ids = _assign_ids(path, columns[cols["user_id"]], keep, linenos, "user")
     item_idx, item_ids = _assign_ids(path, columns[cols["item_id"]], keep, linenos, "item")
     edges = normalise_edges(np.stack([user_idx, item_idx], axis=1))

@@ -226,7 +226,7 @@ def test_movielens_splits_per_user_with_seed(tmp_path: Path) -> None:
         ("u.data", "1\t10\t5\t0\n1\t20\t5\tyesterday\n", "u.data:2", "timestamp"),
         ("u.data", "1\t10\t5\t0\n \t20\t5\t0\n", "u.data:2", "empty user id"),
         ("a.inter", INTER_HEADER + "10\t1\t0\t5\n10\t1\t0\n", "a.inter:3", "expected 4 fields"),
-        ("r.csv", "1,10,5,0\n", "r.csv:1", "unrecognised"),
+        ("r.txt", "1 10 5 0\n", "r.txt:1", "unrecognised"),  # CSV is read: tests/.../test_csv.py
     ],
 )
 def test_movielens_rejects_malformed_lines_naming_file_and_line(
