@@ -271,6 +271,8 @@ def runs(session: Session) -> list[dict[str, Any]]:
                 "removed_count": run.removed_count,
                 "policy": f"{run.policy_id} v{run.policy_version}" if run.policy_id else DASH,
                 "mode": v.get("mode", DASH),
+                # exact (shard retrain, proved from the manifests) | retrain | approximate
+                "tier": certs.tier_of(run.method, v) if v else DASH,
                 "passed": v.get("passed"),
                 "fallback": v.get("fallback") or DASH,
                 "reasons": list(v.get("reasons") or []),

@@ -172,6 +172,7 @@ def _overview(ledger: ui.Ledger) -> None:
                     "tickets": ", ".join(r["tickets"]),
                     "removed interactions": r["removed_count"],
                     "verification": r["mode"],
+                    "tier": r["tier"],
                     "passed": r["passed"],
                     "fallback": r["fallback"],
                     "unlearning": ui.seconds(r["unlearn_seconds"]),
@@ -658,11 +659,19 @@ def _run_detail(runs: list[dict[str, Any]]) -> None:
     )
     r = by_id[choice]
     v = r["verification"]
-    cols = st.columns(4)
+    cols = st.columns(5)
     cols[0].metric("Verification", r["mode"])
-    cols[1].metric("Passed", {True: "yes", False: "no"}.get(r["passed"], queries.DASH))
-    cols[2].metric("Fallback", r["fallback"])
-    cols[3].metric("Speed-up vs retrain", ui.speedup(r["speedup"]))
+    cols[1].metric("Tier", r["tier"])
+    cols[2].metric("Passed", {True: "yes", False: "no"}.get(r["passed"], queries.DASH))
+    cols[3].metric("Fallback", r["fallback"])
+    cols[4].metric("Speed-up vs retrain", ui.speedup(r["speedup"]))
+    exact = v.get("exact") or {}
+    if exact:
+        st.caption(
+            f"Exact tier: shards retrained {exact.get('shards_retrained')} of "
+            f"{exact.get('shards')} ({ui.md(str(exact.get('partition')))} partition); erased "
+            f"pairs left in any shard: {exact.get('removed_pairs_in_shards')}."
+        )
     if r["reasons"]:
         st.warning("Verification notes: " + "; ".join(ui.md(str(x)) for x in r["reasons"]))
     if r["error"]:

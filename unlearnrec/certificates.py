@@ -75,6 +75,17 @@ class KeyPermissionError(PermissionError):
 # --------------------------------------------------------------------------------------------
 
 
+def tier_of(method: str, verification: dict[str, Any]) -> str:
+    """How the certified model forgot: ``exact`` (a partition method's shard retrain, proved
+    from the manifests), ``retrain`` (a model trained without the data: the retrain method or
+    the fallback) or ``approximate`` (an unlearning method, verified by the figures)."""
+    if verification.get("tier") == "exact" and (verification.get("exact") or {}).get("passed"):
+        return "exact"
+    if method == "retrain" or verification.get("fallback") == "retrain":
+        return "retrain"
+    return "approximate"
+
+
 def _make_private_dirs(folder: Path) -> None:
     """Create the missing folders down to ``folder`` with mode 0700.
 

@@ -78,12 +78,18 @@ def save_checkpoint(
     data_hash: str = "",
     metrics: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    weights: bool = True,
 ) -> str:
-    """Save a model with everything needed to rebuild and audit it; returns the file's sha256."""
+    """Save a model with everything needed to rebuild and audit it; returns the file's sha256.
+
+    ``weights=False`` keeps the record only (configs, data hash, lineage, metrics): for a model
+    whose weights live in files of their own (a sharded model's sub-models, named with their
+    sha256 in ``extra``), read back with :func:`read_checkpoint_meta`."""
+    state = model.state_dict() if weights else {}
     payload = {
         "format": FORMAT,
         "model": model.describe(),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": {k: v.detach().cpu() for k, v in state.items()},
         "train_config": train_config or {},
         "data_hash": data_hash,
         "code_version": code_version(),
@@ -101,6 +107,14 @@ def fit_epochs_of(meta: dict[str, Any]) -> int | None:
         "fit_epochs"
     )
     return int(value) if value else None
+
+
+def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's record without its weights (and without rebuilding the model)."""
+    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if payload.get("format") != FORMAT:
+        raise ValueError(f"{path}: not an unlearnrec checkpoint (format {payload.get('format')!r})")
+    return {k: v for k, v in payload.items() if k != "state_dict"}
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Checkpoint:

@@ -139,6 +139,19 @@ def test_runs_report_figures_time_and_speedup(data):
     assert run1["speedup"] == pytest.approx(RUN1_RETRAIN_SECONDS / RUN1_UNLEARN_SECONDS)
     assert (run2["mode"], run2["retrain_seconds"], run2["speedup"]) == ("provisional", None, None)
     assert run1["tickets"] == ["DSAR-2001", "DSAR-2002"]
+    # seeded runs are UnlearnRec's: approximate, unless a fallback retrain certified them
+    assert {r["tier"] for r in data["runs"] if r["fallback"] == "—"} == {"approximate"}
+
+
+def test_the_tier_names_how_the_certified_model_forgot():
+    from unlearnrec import certificates as certs
+
+    exact = {"tier": "exact", "exact": {"passed": True}}
+    assert certs.tier_of("sisa", exact) == "exact"
+    assert certs.tier_of("sisa", {**exact, "exact": {"passed": False}}) == "approximate"
+    assert certs.tier_of("retrain", {"mode": "final"}) == "retrain"
+    assert certs.tier_of("unlearnrec", {"fallback": "retrain"}) == "retrain"
+    assert certs.tier_of("unlearnrec", {"mode": "provisional"}) == "approximate"
 
 
 def test_the_retrain_time_falls_back_to_the_runs_own_timings():

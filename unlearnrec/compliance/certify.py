@@ -170,6 +170,9 @@ def build_body(
             },
         },
         "method": {"name": run.method, "params": run.params, "device": run.device},
+        # exact: shard manifests prove no sub-model saw the erased data (verification.exact);
+        # retrain: a model trained without it; approximate: unlearned, checked by the figures
+        "tier": certs.tier_of(run.method, verification),
         "verification": verification,
         "policy": {"id": run.policy_id, "version": run.policy_version, "sha256": run.policy_sha256},
         "audit": {"position": audit_position, "event_hash": audit_hash},

@@ -17,10 +17,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from unlearnrec.checkpoint import fit_epochs_of, load_checkpoint, save_checkpoint
+from unlearnrec.checkpoint import (
+    fit_epochs_of,
+    load_checkpoint,
+    read_checkpoint_meta,
+    save_checkpoint,
+)
 from unlearnrec.compliance.dataset import DatasetFiles
 from unlearnrec.config import TrainConfig, from_dict, to_dict
-from unlearnrec.data.dataset import contains_edges
+from unlearnrec.data.dataset import contains_edges, edge_keys
+from unlearnrec.files import sha256_file
 from unlearnrec.forgetting import ForgettingConfig, ForgettingProbe, ModelForgetting, compare
 from unlearnrec.graph import Graph
 from unlearnrec.models import GraphRecommender
@@ -28,6 +34,7 @@ from unlearnrec.training import resolve_device
 from unlearnrec.unlearning import METHODS, ModelState, Retrain, UnlearningMethod
 from unlearnrec.unlearning.base import KeepsPreparation
 from unlearnrec.unlearning.requests import DeletionRequest
+from unlearnrec.unlearning.sharded import SHARDED_DIR, ShardedRecommender, load_sharded
 
 
 @dataclass
@@ -42,9 +49,83 @@ class LoadedModel:
 
 
 def load_model_folder(folder: Path, device: torch.device) -> LoadedModel:
-    ckpt = load_checkpoint(folder / "model.pt", device)
-    train_config = from_dict(TrainConfig, ckpt.meta.get("train_config") or {})
-    return LoadedModel(ckpt.model, ckpt.meta, train_config)
+    """The model of a folder: ``model.pt``, or for a sharded model (the exact tier) the record in
+    ``model.pt`` and the weights in ``sharded/``, whose ``sharded.json`` (naming every file's
+    sha256) must be the one the record names."""
+    meta = read_checkpoint_meta(folder / "model.pt")
+    train_config = from_dict(TrainConfig, meta.get("train_config") or {})
+    if meta["model"].get("name") != ShardedRecommender.name:
+        return LoadedModel(load_checkpoint(folder / "model.pt", device).model, meta, train_config)
+    index = folder / SHARDED_DIR / "sharded.json"
+    named = (meta.get("extra") or {}).get("sharded_json_sha256")
+    if not index.exists() or sha256_file(index) != named:
+        raise ValueError(f"{folder}: the sharded model's files are not the ones model.pt names")
+    return LoadedModel(load_sharded(folder / SHARDED_DIR, device), meta, train_config)
+
+
+def save_model_folder(
+    out: Path,
+    model: GraphRecommender,
+    *,
+    train_config: dict[str, Any],
+    data_hash: str,
+    metrics: dict[str, Any],
+    extra: dict[str, Any],
+) -> None:
+    """Write ``model.pt`` last (what makes the folder a model): a sharded model's weights are
+    already in ``sharded/`` (written with the method's preparation), so its ``model.pt`` is the
+    record and names their index by sha256."""
+    sharded = isinstance(model, ShardedRecommender)
+    if sharded:
+        extra = {**extra, "sharded_json_sha256": sha256_file(out / SHARDED_DIR / "sharded.json")}
+    save_checkpoint(
+        out / "model.pt",
+        model,
+        train_config=train_config,
+        data_hash=data_hash,
+        metrics=metrics,
+        extra=extra,
+        weights=not sharded,
+    )
+
+
+def exactness(
+    unlearned: GraphRecommender,
+    before: GraphRecommender,
+    fit_after: np.ndarray,
+    removed: np.ndarray,
+) -> dict[str, Any] | None:
+    """The exact tier's proof, from the shard manifests (None for a model that is not sharded):
+    no shard holds a removed training pair, and the shards hold every remaining training pair
+    exactly once (so each sub-model saw only data that is still allowed). ``shards_retrained``:
+    the shards whose data changed since ``before`` (all of them when ``before`` was not sharded,
+    the first run under an exact policy)."""
+    if not isinstance(unlearned, ShardedRecommender):
+        return None
+    n_items = unlearned.num_items
+    held = [edge_keys(m, n_items) for m in unlearned.manifest]
+    every = np.concatenate(held) if held else np.zeros(0, np.int64)
+    removed_keys = np.unique(edge_keys(removed, n_items)) if len(removed) else every[:0]
+    leaked = int(np.isin(every, removed_keys).sum())
+    once = len(every) == len(np.unique(every))
+    covers = once and np.array_equal(np.sort(every), np.unique(edge_keys(fit_after, n_items)))
+    hashes = unlearned.shard_hashes()
+    if isinstance(before, ShardedRecommender) and len(before.manifest) == len(hashes):
+        old = before.shard_hashes()
+        retrained = [k for k, (a, b) in enumerate(zip(old, hashes, strict=True)) if a != b]
+    else:
+        retrained = list(range(len(hashes)))
+    return {
+        "passed": leaked == 0 and covers,
+        "removed_pairs_in_shards": leaked,
+        "shards_cover_remaining_once": bool(covers),
+        "shards": len(hashes),
+        "shards_retrained": retrained,
+        "shard_hashes": hashes,
+        "aggregation_hash": unlearned.aggregation_hash(),
+        "partition": unlearned.sharded_config.partition,
+        "aggregation": unlearned.sharded_config.aggregation,
+    }
 
 
 def prepared_method(
@@ -125,8 +206,10 @@ def unlearn_batch(
     if keeps and unlearning.refreshes_after_unlearn():
         refresh = unlearning.prepare(outcome.as_state(state))  # for the new production model
     out.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(
-        out / "model.pt",
+    if keeps:
+        unlearning.save_preparation(out)
+    save_model_folder(
+        out,
         outcome.model,
         train_config=to_dict(loaded.train_config),
         data_hash=data_hash,
@@ -137,8 +220,6 @@ def unlearn_batch(
             "fit_epochs": loaded.fit_epochs,
         },
     )
-    if keeps:
-        unlearning.save_preparation(out)
     return UnlearnResult(
         out, outcome.seconds, refresh, len(in_graph), outcome.details, outcome.method
     )
@@ -291,6 +372,23 @@ def verify(
     after_graph = graph_of(after, dev)
     u = probe.measure(unl, after_graph, after.test, exclude, config)
     result["unlearned"] = _fig(u)
+    exact = exactness(unl, orig, after.fit, in_graph)
+    if exact is not None:
+        # The exact tier: the proof is the shard manifests, not a statistic; the attack figures
+        # (and the reference's, when there is one) are kept as evidence beside it.
+        if reference_folder is not None:
+            ref = load_model_folder(reference_folder, dev).model
+            result["reference"] = _fig(probe.measure(ref, after_graph, after.test, exclude, config))
+        if exact["passed"]:
+            reasons = ["exact: no sub-model was trained on an erased pair (shard manifests)"]
+        else:
+            reasons = [
+                f"not exact: {exact['removed_pairs_in_shards']} erased pairs in the shards, "
+                f"remaining pairs held once: {exact['shards_cover_remaining_once']}"
+            ]
+        result.update(mode="final", tier="exact", exact=exact, passed=exact["passed"])
+        result["reasons"] = reasons
+        return result
     if reference_folder is None:
         # erased users and taken-down items (no edge left) sit below chance under retrain too:
         # the over-unlearning bound is checked on the other erased edges only
