@@ -215,3 +215,15 @@ def test_odd_top_level_keys_raise_policy_error(tmp_path, extra):
     path = write(tmp_path, yaml.safe_dump(minimal()) + extra)
     with pytest.raises(PolicyError, match=str(path)):
         load_policy(path)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "policies").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_policy_loads_and_its_method_accepts_its_params(path):
+    """A shipped policy names a registered method and settings that method takes (a typo in a
+    ShardedConfig or UnlearnRecConfig field fails here, not at the first erasure)."""
+    from unlearnrec.unlearning import METHODS
+
+    policy = load_policy(path)
+    assert policy.unlearning.method in METHODS
+    for kind in ("erase_user", "erase_interactions", "take_down_item"):
+        METHODS[policy.unlearning.method](policy.params_for(kind))
