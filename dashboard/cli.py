@@ -54,10 +54,14 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from unlearnrec.ledger.db import safe_url
     from unlearnrec.settings import get_settings
 
+    if args.home and not Path(args.home).is_dir():
+        print(f"error: --home {args.home} is not a folder", file=sys.stderr)
+        return 2
     env = dict(os.environ)
     if args.home:
         env["UNLEARNREC_HOME"] = str(Path(args.home).resolve())
     env["STREAMLIT_BROWSER_GATHER_USAGE_STATS"] = "false"
+    env.setdefault("DO_NOT_TRACK", "1")
     settings = get_settings(**({"home": Path(env["UNLEARNREC_HOME"])} if args.home else {}))
     if not env.get(PASSWORD_ENV):
         print(

@@ -9,6 +9,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from unlearnrec.cli import UsageError, device_arg
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds >= 0")
+    return value
+
 
 def cmd_flows_run(args: argparse.Namespace) -> int:
     common = {"home": args.home, "device": args.device}
@@ -32,6 +41,8 @@ def cmd_flows_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if not Path(args.root).is_dir():
+        raise UsageError(f"--root {args.root} is not a folder")
     from flows.demo import run_demo
 
     return run_demo(Path(args.root), fresh=args.fresh, device=args.device)
@@ -45,12 +56,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="process: don't wait for the window")
     p.add_argument(
         "--wait",
-        type=float,
+        type=_seconds,
         default=0.0,
         metavar="SECONDS",
         help="process: wait this long for a pass already running (default: skip at once)",
     )
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", type=device_arg, default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument(
         "--home",
         default=None,
@@ -61,5 +72,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the main job: pipeline, sample tickets, flows, certificates")
     p.add_argument("--root", default=".", help="repository root")
     p.add_argument("--fresh", action="store_true", help="start from an empty ledger and store")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", type=device_arg, default="auto", help="auto, cpu, cuda, cuda:N")
     p.set_defaults(func=cmd_demo)

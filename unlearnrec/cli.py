@@ -42,6 +42,15 @@ class UsageError(SystemExit):
         return self.message
 
 
+def device_arg(text: str) -> str:
+    """``--device``: auto, cpu, cuda, cuda:N or mps, checked when the arguments are parsed."""
+    import re
+
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"{text!r}: use auto, cpu, cuda, cuda:N or mps")
+    return text
+
+
 def quiet_telemetry() -> None:
     import os
 
@@ -180,7 +189,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if not path.exists():
         raise SystemExit(f"error: {path} not found; run `dvc repro` first")
-    print(format_report(json.loads(path.read_text())))
+    report = json.loads(path.read_text())
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
 
 
@@ -336,7 +346,12 @@ def _common(p: argparse.ArgumentParser, *, device: bool = True) -> None:
         help="override one parameter, e.g. --set train.batch_size=8192",
     )
     if device:
-        p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda:0")
+        p.add_argument(
+            "--device",
+            type=device_arg,
+            default="auto",
+            help="auto (CUDA when present), cpu, cuda:0",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -403,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="print the pipeline's forgetting report")
     p.add_argument("--path", default="artifacts/evaluation/report.json")
+    p.add_argument("--json", action="store_true", help="the report as JSON")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("bench", help="benchmark unlearning methods on one request")

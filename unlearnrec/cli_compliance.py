@@ -10,6 +10,8 @@ import os
 import sys
 from pathlib import Path
 
+from unlearnrec.cli import UsageError
+
 
 def _platform(args: argparse.Namespace, actor: str):
     from unlearnrec.compliance.platform import Platform
@@ -27,7 +29,7 @@ def cmd_tickets_submit(args: argparse.Namespace) -> int:
     path = Path(args.file)
     label = file_label(path.name)  # printable whatever the name holds
     if not os.path.lexists(path):
-        raise SystemExit(f"error: {label} not found")
+        raise UsageError(f"{label} not found")
     # A link, a folder or a special file is refused by intake with its reason (and an event).
     summary = submit_file(_platform(args, "cli"), path, now=utcnow(), actor="cli")
     out = {
@@ -48,8 +50,12 @@ def cmd_tickets_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_tickets_list(args: argparse.Namespace) -> int:
-    from unlearnrec.ledger import list_tickets, session_scope, ticket_row
+    from unlearnrec.ledger import TicketStatus, list_tickets, session_scope, ticket_row
 
+    if args.status is not None and args.status not in TicketStatus.ALL:
+        raise UsageError(
+            f"--status {args.status!r} is not a ticket status: one of {', '.join(TicketStatus.ALL)}"
+        )
     platform = _platform(args, "cli")
     with session_scope(platform.engine) as session:
         rows = [ticket_row(t) for t in list_tickets(session, status=args.status)]
@@ -75,6 +81,10 @@ def cmd_tickets_extend(args: argparse.Namespace) -> int:
 
     from unlearnrec.ledger import Ticket, extend_deadline, session_scope
 
+    if args.days < 1:
+        raise UsageError(f"--days {args.days}: give a positive number of days")
+    if not args.reason.strip():
+        raise UsageError("--reason is empty: say why (it is recorded in the audit trail)")
     platform = _platform(args, "cli")
     with session_scope(platform.engine) as session:
         ticket = session.exec(select(Ticket).where(Ticket.external_id == args.external_id)).first()
@@ -101,8 +111,8 @@ def cmd_tickets_correct(args: argparse.Namespace) -> int:
             else tuple(rejected.items)
         )
         if args.subject is None and rejected.subject is None and rejected.subject_pseudonym:
-            raise SystemExit(
-                f"error: {rejected.external_id} no longer holds its subject (cleared when it was "
+            raise UsageError(
+                f"{rejected.external_id} no longer holds its subject (cleared when it was "
                 "closed): give --subject"
             )
         incoming = TicketIn(
@@ -213,15 +223,20 @@ def cmd_certificate_verify(args: argparse.Namespace) -> int:
     from unlearnrec import certificates as certs
     from unlearnrec.settings import get_settings
 
+    if not os.path.lexists(args.file):
+        raise UsageError(f"certificate {args.file} not found")
     settings = get_settings(**({"home": Path(args.home)} if args.home else {}))
     key_path = Path(args.public_key) if args.public_key else settings.public_key
     if not key_path.exists():
-        raise SystemExit(f"error: public key {key_path} not found (give --public-key)")
+        raise UsageError(f"public key {key_path} not found (give --public-key)")
     try:
         cert = certs.read_certificate(Path(args.file), strict=True)
         public_key = certs.load_public_key(key_path)
     except (OSError, ValueError) as exc:
-        print(f"INVALID: {exc}")
+        if args.json:
+            print(json.dumps({"file": args.file, "ok": False, "problems": [str(exc)]}, indent=2))
+        else:
+            print(f"INVALID: {exc}")
         return 1
     result = certs.verify_certificate(
         cert,
@@ -236,6 +251,17 @@ def cmd_certificate_verify(args: argparse.Namespace) -> int:
     )
     if ledger is not None:
         problems += ledger
+    if args.json:
+        out = {
+            "file": args.file,
+            "ok": not problems,
+            "key_id": result.key_id,
+            "digest": result.digest,
+            "ledger_checked": ledger is not None,
+            "problems": problems,
+        }
+        print(json.dumps(out, indent=2))
+        return 0 if not problems else 1
     if not problems:
         print(
             f"OK: {args.file} is signed by key {result.key_id} and unaltered "
@@ -281,7 +307,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     try:
         heads = [parse_anchor(h) for h in args.head or []]
     except ValueError as exc:
-        raise SystemExit(str(exc)) from exc
+        raise UsageError(str(exc)) from exc
     platform = _platform(args, "cli")
     settings = platform.settings
     pseudonymise = None
@@ -290,7 +316,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             platform.pseudonym_secret  # noqa: B018  (loads and checks it)
             pseudonymise = platform.pseudonymise
         except (OSError, ValueError) as exc:
-            print(f"note: subjects not checked against pseudonyms ({exc})")
+            print(f"note: subjects not checked against pseudonyms ({exc})", file=sys.stderr)
     head_file = settings.var / "audit-head.json"
     with session_scope(platform.engine) as session:
         signed_head, head_problems = read_signed_head(head_file, recorded_keys(session))
@@ -301,11 +327,23 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             session, settings.certificates, settings.public_key, settings.signing_key
         )
         row_problems = replay_rows(session, pseudonymise=pseudonymise)
-    if signed_head is None and not head_problems:
+    if signed_head is None and not head_problems and not args.json:
         print(
             f"note: no signed head file at {head_file}: a cut-off tail shows only through anchors"
         )
     problems = [*check.problems, *head_problems, *key_problems, *row_problems]
+    if args.json:
+        out = {
+            "ok": not problems,
+            "chain_intact": check.ok,
+            "events": check.events,
+            "certificate_anchors": check.anchors - len(heads),
+            "heads": len(heads),
+            "signed_head_file": signed_head is not None,
+            "problems": problems,
+        }
+        print(json.dumps(out, indent=2))
+        return 0 if not problems else 1
     if not problems:
         print(
             f"OK: {check.events} audit events, hash chain intact; "
@@ -326,7 +364,11 @@ def cmd_audit_head(args: argparse.Namespace) -> int:
     with session_scope(_platform(args, "cli").engine) as session:
         check = verify_chain(session)
     if check.head is None:
-        raise SystemExit("the audit trail is empty")
+        raise SystemExit("error: the audit trail is empty")
+    if args.json:
+        out = {"position": check.head[0], "hash": check.head[1], "chain_intact": check.ok}
+        print(json.dumps(out, indent=2))
+        return 0 if check.ok else 1
     # Kept outside the database (a ticket system, a printed record), it lets `audit verify
     # --head` show later that no event up to it was cut off or rewritten.
     print(f"{check.head[0]}:{check.head[1]}")
@@ -340,14 +382,22 @@ def _settings(args: argparse.Namespace):
 
 
 def cmd_db_current(args: argparse.Namespace) -> int:
-    from unlearnrec.ledger.db import make_engine, safe_url, schema_status
+    from unlearnrec.ledger.db import LedgerUnavailable, make_engine, safe_url, schema_status
+    from unlearnrec.ledger.migrations import script_directory
 
     settings = _settings(args)
-    engine = make_engine(settings.database_url, read_only=True)
     try:
-        status = schema_status(engine)
-    finally:
-        engine.dispose()
+        engine = make_engine(settings.database_url, read_only=True)
+    except LedgerUnavailable:  # no ledger yet: `db upgrade` (or any command) creates it at head
+        script = script_directory()
+        revisions = [s.revision for s in reversed(list(script.walk_revisions()))]
+        status = {"current": None, "head": script.get_current_head(), "recorded": False}
+        status["pending"] = revisions
+    else:
+        try:
+            status = schema_status(engine)
+        finally:
+            engine.dispose()
     status = {"ledger": safe_url(settings.database_url), **status}
     status["up_to_date"] = status["current"] == status["head"]
     if args.json:
@@ -385,7 +435,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from unlearnrec.cli import UsageError, _log, _params, _progress
+    from unlearnrec.cli import _log, _params, _progress
     from unlearnrec.init_data import InitUsageError, check, run_init, summary_text
 
     settings = _settings(args)
@@ -465,7 +515,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     home(p)
     p.set_defaults(func=cmd_tickets_submit)
     p = tsub.add_parser("list", help="list tickets (subjects pseudonymised)")
-    p.add_argument("--status", default=None, help="received, validated, rejected, ...")
+    p.add_argument(
+        "--status",
+        default=None,
+        help="only tickets in this status: received, validated, rejected, scheduled, "
+        "unlearned, verified, certified, failed or escalated",
+    )
     p.add_argument("--json", action="store_true")
     home(p)
     p.set_defaults(func=cmd_tickets_list)
@@ -504,6 +559,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="check the file and key only (a verifier without the ledger)",
     )
+    p.add_argument("--json", action="store_true")
     home(p)
     p.set_defaults(func=cmd_certificate_verify)
     p = csub.add_parser(
@@ -539,9 +595,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         metavar="POSITION:HASH",
         help="an exported head (`audit head`) the chain must still hold; repeatable",
     )
+    p.add_argument("--json", action="store_true")
     home(p)
     p.set_defaults(func=cmd_audit_verify)
     p = asub.add_parser("head", help="print POSITION:HASH of the last event, to keep elsewhere")
+    p.add_argument("--json", action="store_true")
     home(p)
     p.set_defaults(func=cmd_audit_head)
 
