@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import FlowParams, markdown_table
+from flows.common import TIMEOUTS, FlowParams
 from unlearnrec.compliance.ingest import IngestSummary, ingest_inbox, log_safe
 from unlearnrec.ledger import utcnow
 
@@ -18,7 +18,7 @@ class IngestParams(FlowParams):
 
 
 # Idempotent I/O (known external ids are not recorded twice): safe to retry.
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS.ingest)
 def ingest_files(params: IngestParams) -> IngestSummary:
     platform = params.platform(actor="flow:ingest")
     return ingest_inbox(platform, now=utcnow(), actor="flow:ingest")
@@ -40,7 +40,7 @@ def _escape(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]<>#+!|~$:@.&=^])", r"\\\1", " ".join(text.split()))
 
 
-@flow(name="ingest", log_prints=False)
+@flow(name="ingest", log_prints=False, timeout_seconds=TIMEOUTS.ingest_flow)
 def ingest(params: IngestParams | None = None) -> IngestSummary:
     params = params or IngestParams()
     logger = get_run_logger()
@@ -56,22 +56,22 @@ def ingest(params: IngestParams | None = None) -> IngestSummary:
     )
     for label, reason in summary.refused_files:  # labels and reasons quote no input
         logger.warning("quarantined %s: %s", label, log_safe(reason))
-    create_markdown_artifact(
+    create_table_artifact(
         key="ingest-summary",
-        markdown="## Ingest\n\n"
-        + refused_markdown(summary)
-        + markdown_table(
-            [
-                {
-                    "files": summary.files,
-                    "new": summary.created,
-                    "resubmitted": summary.resubmitted,
-                    "rejected at intake": summary.rejected_at_intake,
-                    "refused files": len(summary.refused_files),
-                }
-            ],
-            ["files", "new", "resubmitted", "rejected at intake", "refused files"],
-        ),
+        table=[
+            {
+                "files": summary.files,
+                "new": summary.created,
+                "resubmitted": summary.resubmitted,
+                "rejected at intake": summary.rejected_at_intake,
+                "refused files": len(summary.refused_files),
+            }
+        ],
         description="tickets taken from the inbox",
     )
+    refused = refused_markdown(summary)
+    if refused:  # a list with reasons (escaped): prose, not a table
+        create_markdown_artifact(
+            key="ingest-refused", markdown=refused, description="files quarantined"
+        )
     return summary

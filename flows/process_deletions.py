@@ -14,13 +14,13 @@ import logging
 import numpy as np
 import pandas as pd
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 from pydantic import Field
 from sqlmodel import select
 
-from flows.common import FlowParams, markdown_table
+from flows.common import TIMEOUTS, FlowParams
 from flows.validation import (
     ESCALATING_CHECKS,
     REASONS,
@@ -28,6 +28,7 @@ from flows.validation import (
     validate_ticket_batch,
 )
 from unlearnrec.compliance import process
+from unlearnrec.compliance.erasure import tombstoned
 from unlearnrec.compliance.lifecycle import apply_retention
 from unlearnrec.compliance.scratch import sweep
 from unlearnrec.compliance.versions import current_dataset, read_dataset_version
@@ -54,7 +55,7 @@ class BatchFailed(RuntimeError):
     """One or more batches failed; the ledger holds each run's error."""
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS.validate_tickets)
 def validate_tickets(params: ProcessParams) -> dict[str, int]:
     """Run the ticket-batch suite over every received ticket; reject failures with reasons.
     Open tickets past their deadline are escalated (flagged overdue), never rejected for it."""
@@ -80,9 +81,15 @@ def validate_tickets(params: ProcessParams) -> dict[str, int]:
         ds = current_dataset(session)
         files = read_dataset_version(platform, ds)  # type: ignore[arg-type]
         frame = pd.DataFrame(process.validation_rows(session, tickets))
+        # A user erased earlier is known by the tombstone in the id map: a ticket for them is
+        # valid (certified as erasing nothing), not rejected as an unknown user.
+        gone = tombstoned(files.user_ids)
+        known = set(map(str, files.user_ids)) | {
+            t.subject for t in tickets if t.subject and platform.pseudonymise(t.subject) in gone
+        }
         result = validate_ticket_batch(
             frame,
-            known_users=set(map(str, files.user_ids)),
+            known_users=known,
             known_items=set(map(str, files.item_ids)),
             now=now,
             interactions=_interactions_of(files, {t.subject for t in tickets if t.subject}),
@@ -121,24 +128,24 @@ def _purge_check(before: np.ndarray, after: np.ndarray, removed: np.ndarray) -> 
 # Retries only where the work is idempotent: planning reads the ledger; retention unpins and
 # collects DVC objects (I/O that a rerun finishes). A batch is not retried blindly: the ledger
 # records its failure and the next pass resumes it at its last completed stage.
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, timeout_seconds=TIMEOUTS.plan)
 def plan(params: ProcessParams) -> list[list[int]]:
     platform = params.platform(actor="flow:process_deletions")
     return process.plan_batches(platform, now=utcnow(), force=params.force)
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS.batch)
 def run_batch(params: ProcessParams, ticket_ids: list[int]) -> process.RunSummary:
     platform = params.platform(actor="flow:process_deletions")
     return process.run_batch(platform, ticket_ids, device=params.device, purge_check=_purge_check)
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=30)
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=30, timeout_seconds=TIMEOUTS.retention)
 def retention(params: ProcessParams) -> list[str]:
     return apply_retention(params.platform(actor="flow:process_deletions"))
 
 
-@flow(name="process_deletions")
+@flow(name="process_deletions", timeout_seconds=TIMEOUTS.process_flow)
 def process_deletions(params: ProcessParams | None = None) -> list[process.RunSummary]:
     params = params or ProcessParams()
     logger = get_run_logger()
@@ -177,7 +184,18 @@ def _process(params: ProcessParams, logger) -> list[process.RunSummary]:
             len(r.certificates),
         )
     purged = retention(params)
-    rows = [
+    summary_artifacts(counts, runs, purged)
+    return runs
+
+
+def summary_rows(runs: list[process.RunSummary]) -> list[dict]:
+    """One row per run for the summary table (numbers stay numbers; absent ones are None)."""
+
+    def figure(r: process.RunSummary, name: str) -> float | None:
+        value = r.verification.get("unlearned", {}).get(name)
+        return round(float(value), 4) if value is not None else None
+
+    return [
         {
             "run": r.run_id,
             "status": r.status,
@@ -185,34 +203,31 @@ def _process(params: ProcessParams, logger) -> list[process.RunSummary]:
             "tickets": len(r.tickets),
             "certificates": len(r.certificates),
             "mode": r.verification.get("mode", ""),
-            "MI-BF": f"{r.verification.get('unlearned', {}).get('mi_bf', float('nan')):.3f}",
-            "MIA AUC": f"{r.verification.get('unlearned', {}).get('mia_auc', float('nan')):.3f}",
-            "unlearn s": f"{r.timings.get('unlearn_seconds', 0):.2f}",
-            "error": r.error or "",
+            "MI-BF": figure(r, "mi_bf"),
+            "MIA AUC": figure(r, "mia_auc"),
+            "unlearn s": round(float(r.timings.get("unlearn_seconds", 0.0)), 2),
+            "error": (r.error or "")[:300],
         }
         for r in runs
     ]
-    create_markdown_artifact(
-        key="process-deletions-summary",
-        markdown=(
-            f"## Deletion batches\n\nvalidated {counts['validated']}, rejected "
-            f"{counts['rejected']}; purged versions: {len(purged)}\n\n"
-            + markdown_table(
-                rows,
-                [
-                    "run",
-                    "status",
-                    "stage",
-                    "tickets",
-                    "certificates",
-                    "mode",
-                    "MI-BF",
-                    "MIA AUC",
-                    "unlearn s",
-                    "error",
-                ],
-            )
-        ),
-        description="one row per unlearning run",
+
+
+def summary_artifacts(counts: dict[str, int], runs: list[process.RunSummary], purged) -> None:
+    """The pass as Prefect table artifacts: one row per run, and the pass's counts."""
+    create_table_artifact(
+        key="process-deletions-runs",
+        table=summary_rows(runs),
+        description="deletion batches: one row per unlearning run",
     )
-    return runs
+    create_table_artifact(
+        key="process-deletions-summary",
+        table=[
+            {
+                "validated": counts["validated"],
+                "rejected": counts["rejected"],
+                "runs": len(runs),
+                "purged versions": len(purged),
+            }
+        ],
+        description="the processing pass: tickets validated and rejected, runs, retention",
+    )

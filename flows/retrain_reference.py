@@ -5,11 +5,11 @@ fallback model when verification fails."""
 from __future__ import annotations
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 
-from flows.common import FlowParams, markdown_table
+from flows.common import TIMEOUTS, FlowParams
 from unlearnrec.compliance.lifecycle import ReferenceSummary, apply_retention
 from unlearnrec.compliance.lifecycle import retrain_reference as retrain_and_upgrade
 from unlearnrec.compliance.process import PROCESSING_LEASE
@@ -23,19 +23,19 @@ class ReferenceParams(FlowParams):
     )
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS.reference)
 def retrain(params: ReferenceParams) -> ReferenceSummary:
     return retrain_and_upgrade(
         params.platform(actor="flow:retrain_reference"), device=params.device
     )
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS.retention)
 def retention(params: ReferenceParams) -> list[str]:
     return apply_retention(params.platform(actor="flow:retrain_reference"))
 
 
-@flow(name="retrain_reference")
+@flow(name="retrain_reference", timeout_seconds=TIMEOUTS.reference_flow)
 def retrain_reference(params: ReferenceParams | None = None) -> ReferenceSummary:
     params = params or ReferenceParams()
     logger = get_run_logger()
@@ -57,20 +57,16 @@ def retrain_reference(params: ReferenceParams | None = None) -> ReferenceSummary
         len(summary.failed),
         len(purged),
     )
-    create_markdown_artifact(
+    create_table_artifact(
         key="retrain-reference-summary",
-        markdown="## Reference retrain\n\n"
-        + markdown_table(
-            [
-                {
-                    "seconds": f"{summary.seconds:.1f}",
-                    "upgraded": len(summary.upgraded),
-                    "failed final check": len(summary.failed),
-                    "purged versions": len(purged),
-                }
-            ],
-            ["seconds", "upgraded", "failed final check", "purged versions"],
-        ),
+        table=[
+            {
+                "seconds": round(summary.seconds, 1),
+                "upgraded": len(summary.upgraded),
+                "failed final check": len(summary.failed),
+                "purged versions": len(purged),
+            }
+        ],
         description="reference retrain and certificate upgrades",
     )
     return summary

@@ -358,6 +358,29 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_audit_check_erased(args: argparse.Namespace) -> int:
+    from unlearnrec.compliance.erasure import check_erased
+
+    report = check_erased(_platform(args, "cli"))
+    held = sum(f.held for f in report.findings)
+    if getattr(args, "json", False):
+        findings = [{"where": f.where, "what": f.what, "held": f.held} for f in report.findings]
+        print(json.dumps({"ok": report.ok, "scanned": report.scanned, "findings": findings}))
+        return 0 if report.ok else 1
+    for line in report.lines():
+        print(f"  {line}")
+    if report.ok:
+        print(
+            f"OK: {report.scanned} copies scanned (store, its remote, pipeline input and outputs, "
+            "project DVC cache and remotes, processed ticket files): no erased pair or erased "
+            "user id"
+            + (f" except {held} held for a pending final check or a legal hold" if held else "")
+        )
+        return 0
+    print(f"FOUND erased data in {len(report.findings) - held} copies (run retention)")
+    return 1
+
+
 def cmd_audit_head(args: argparse.Namespace) -> int:
     from unlearnrec.ledger import session_scope, verify_chain
 
@@ -602,6 +625,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     home(p)
     p.set_defaults(func=cmd_audit_head)
+    p = asub.add_parser(
+        "check-erased",
+        help="scan every copy the platform keeps for data certified tickets erased",
+    )
+    p.add_argument("--json", action="store_true")
+    home(p)
+    p.set_defaults(func=cmd_audit_check_erased)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,6 +33,15 @@ class StoreError(RuntimeError):
     pass
 
 
+def dvc_timeout() -> float:
+    """Seconds a DVC command may run (``UNLEARNREC_DVC_TIMEOUT_SECONDS``, default 600)."""
+    try:
+        value = float(os.environ.get("UNLEARNREC_DVC_TIMEOUT_SECONDS", "600"))
+    except ValueError:
+        value = 600.0
+    return value if value > 0 else 600.0
+
+
 @dataclass(frozen=True)
 class StoredVersion:
     kind: str  # "dataset" | "model"
@@ -48,13 +57,21 @@ class DvcStore:
     # -- plumbing -----------------------------------------------------------------------------
     def _dvc(self, *args: str) -> str:
         env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-        proc = subprocess.run(
-            [sys.executable, "-m", "dvc", *args],
-            cwd=self.root,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
+        limit = dvc_timeout()
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "dvc", *args],
+                cwd=self.root,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=limit,
+            )
+        except subprocess.TimeoutExpired:
+            raise StoreError(
+                f"dvc {' '.join(args)} did not finish within {limit:g} s (a hung remote or "
+                "lock? raise UNLEARNREC_DVC_TIMEOUT_SECONDS if the store is just slow)"
+            ) from None
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
             raise StoreError(f"dvc {' '.join(args)} failed: {' | '.join(tail)}")

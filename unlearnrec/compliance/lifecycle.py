@@ -12,6 +12,7 @@ from sqlmodel import col, select
 
 from unlearnrec.compliance import certify
 from unlearnrec.compliance.dataset import DatasetFiles
+from unlearnrec.compliance.erasure import purge_processed_files, sync_pipeline
 from unlearnrec.compliance.platform import Platform
 from unlearnrec.compliance.process import promote_retrain, removed_pairs
 from unlearnrec.compliance.scratch import scratch_dir
@@ -173,6 +174,19 @@ def retrain_reference(platform: Platform, *, device: str = "auto") -> ReferenceS
                 run.verification = report
                 run.reference_model_id = ref.id
                 session.add(run)
+                append_event(
+                    session,
+                    actor=platform.actor,
+                    action="run.final_checked",
+                    entity="run",
+                    entity_id=run_id,
+                    data={
+                        "mode": report.get("mode"),
+                        "passed": report.get("passed"),
+                        "reference_model_id": ref.id,
+                        "fallback": report.get("fallback"),
+                    },
+                )
                 model_after = promoted or prod
                 for cert in [c for c in provisional if c.run_id == run_id]:
                     ticket = session.get(Ticket, cert.ticket_ids[0])
@@ -244,6 +258,9 @@ def apply_retention(platform: Platform) -> list[str]:
                     "policy": platform.policy.describe(),
                 },
             )
+        targets += _superseded_models(
+            platform, session, needed_models, prod, {md5 for _, md5 in targets}
+        )
         # Versions a crashed attempt stored but never recorded: nobody can refer to them.
         recorded = {("dataset", d.dvc_md5) for d in session.exec(select(DatasetVersion))} | {
             ("model", m.dvc_md5) for m in session.exec(select(ModelVersion))
@@ -262,7 +279,63 @@ def apply_retention(platform: Platform) -> list[str]:
                 )
         if targets:
             purged = platform.store.purge(targets)
+    # The copies outside the store: the pipeline's input and outputs, processed ticket files.
+    synced = sync_pipeline(platform)
+    deleted = purge_processed_files(platform)
+    if synced.status != "unchanged" or deleted:
+        log.info(
+            "retention: pipeline %s (%d outputs removed, %d objects purged), %d processed "
+            "ticket file(s) deleted",
+            synced.status,
+            len(synced.removed_outputs),
+            len(synced.purged_objects),
+            len(deleted),
+        )
     return purged
+
+
+def _superseded_models(
+    platform: Platform,
+    session,
+    needed: set,
+    prod: ModelVersion | None,
+    already: set[str],
+) -> list[tuple[str, str]]:
+    """Model versions still stored that nothing needs: not production, not a model a pending
+    final check or an open run needs, not the newest reference on the current dataset. Each
+    descends from data later erased (a base model, an unlearned model that was superseded or
+    failed verification, an older reference), so it leaves the store with a
+    ``retention.model_purged`` event; its ledger row (hashes, metrics) stays as the record."""
+    pinned = set(platform.store.pinned())
+    models = list(session.exec(select(ModelVersion).order_by(col(ModelVersion.id))))
+    current = current_dataset(session)
+    refs = [m for m in models if m.kind == "reference"]
+    newest_ref = refs[-1] if refs else None
+    keep = {m.id for m in models if m.id in needed or (prod is not None and m.id == prod.id)}
+    if newest_ref is not None and current is not None:
+        if newest_ref.dataset_version_id == current.id:
+            keep.add(newest_ref.id)
+        else:  # its dataset held data erased since: the store's reference folder goes too
+            for path in (platform.store.root / "models" / "reference.dvc",):
+                path.unlink(missing_ok=True)
+            shutil.rmtree(platform.store.root / "models" / "reference", ignore_errors=True)
+    out = []
+    for m in models:
+        name = f"model-{m.dvc_md5.removesuffix('.dir')}"
+        if m.id in keep or not m.dvc_md5 or name not in pinned or m.dvc_md5 in already:
+            continue
+        if any(k.dvc_md5 == m.dvc_md5 for k in models if k.id in keep):
+            continue  # the same bytes serve under another row
+        out.append(("model", m.dvc_md5))
+        append_event(
+            session,
+            actor=platform.actor,
+            action="retention.model_purged",
+            entity="model",
+            entity_id=m.id,
+            data={"kind": m.kind, "sha256": m.sha256, "dvc_md5": m.dvc_md5},
+        )
+    return out
 
 
 def certificate_rows(platform: Platform) -> list[dict]:

@@ -30,6 +30,7 @@ from sqlmodel import Session, col, select
 from unlearnrec import certificates as certs
 from unlearnrec.compliance import certify
 from unlearnrec.compliance.dataset import DatasetFiles
+from unlearnrec.compliance.erasure import tombstone
 from unlearnrec.compliance.platform import Platform
 from unlearnrec.compliance.scratch import scratch_dir, sweep
 from unlearnrec.compliance.versions import (
@@ -286,7 +287,12 @@ def open_run(platform: Platform, ticket_ids: list[int], *, device: str) -> int:
                 actor=platform.actor,
                 action="run.started",
                 entity="run",
-                data={"tickets": list(ticket_ids), "method": run.method},
+                data={
+                    "tickets": list(ticket_ids),
+                    "method": run.method,
+                    "dataset_before_id": run.dataset_before_id,
+                    "model_before_id": run.model_before_id,
+                },
             )
         elif run.status == "failed":
             run.attempt += 1
@@ -338,7 +344,10 @@ def stage_purge(platform: Platform, run_id: int, purge_check: PurgeCheck | None)
         if len(removed) == 0:
             _nothing_to_erase(platform, session, run, tickets, before_v)
             return
-        after = before.without(removed)
+        # Users erased whole keep their row (model rows stay aligned), their raw id does not.
+        index = {str(u): i for i, u in enumerate(before.user_ids)}
+        gone = [index[t.subject] for t in tickets if t.kind == "erase_user" and t.subject in index]
+        after = tombstone(before.without(removed), gone, platform.pseudonymise)
         if purge_check is not None:
             failed = purge_check(before.all_pairs(), after.all_pairs(), removed)
             if failed:
@@ -370,7 +379,13 @@ def stage_purge(platform: Platform, run_id: int, purge_check: PurgeCheck | None)
             action="run.purged",
             entity="run",
             entity_id=run.id,
-            data={"removed": run.removed_count, "dataset_after": version.dvc_md5},
+            data={
+                "removed": run.removed_count,
+                "removed_hash": run.removed_hash,
+                "dataset_after": version.dvc_md5,
+                "dataset_after_id": version.id,
+                "dataset_before_id": before_v.id,  # type: ignore[union-attr]
+            },
         )
 
 
@@ -399,7 +414,18 @@ def _nothing_to_erase(
         "reasons": ["nothing to erase: the dataset holds no interaction the batch names"],
     }
     _mark_verified(
-        platform, session, run, tickets, "run.nothing_to_erase", {"tickets": list(run.ticket_ids)}
+        platform,
+        session,
+        run,
+        tickets,
+        "run.nothing_to_erase",
+        {
+            "tickets": list(run.ticket_ids),
+            "removed": 0,
+            "removed_hash": nothing,
+            "dataset_after_id": dataset.id,
+            "model_after_id": run.model_after_id,
+        },
     )
 
 
@@ -485,6 +511,14 @@ def stage_unlearn(platform: Platform, run_id: int, device: str) -> None:
         run.stage = "unlearned"
         session.add(run)
         _advance(session, tickets, TicketStatus.UNLEARNED, platform.actor)
+        append_event(
+            session,
+            actor=platform.actor,
+            action="run.unlearned",
+            entity="run",
+            entity_id=run.id,
+            data={"model_after_id": version.id, "sha256": version.sha256, "method": result.method},
+        )
 
 
 def stage_verify(platform: Platform, run_id: int, device: str) -> None:
@@ -567,7 +601,12 @@ def stage_verify(platform: Platform, run_id: int, device: str) -> None:
             run,
             tickets,
             "run.verified",
-            {"mode": report["mode"], "passed": report["passed"]},
+            {
+                "mode": report["mode"],
+                "passed": report["passed"],
+                "method": run.method,
+                "model_after_id": run.model_after_id,
+            },
         )
 
 

@@ -90,6 +90,8 @@ def record_dataset_version(session: Session, actor: str, version: DatasetVersion
             "dvc_md5": version.dvc_md5,
             "parent_id": version.parent_id,
             "interactions": version.num_interactions,
+            "content_hash": version.content_hash,
+            "run_id": version.run_id,
         },
     )
 
@@ -107,6 +109,8 @@ def record_model_version(session: Session, actor: str, version: ModelVersion) ->
             "sha256": version.sha256,
             "dvc_md5": version.dvc_md5,
             "dataset_version_id": version.dataset_version_id,
+            "parent_id": version.parent_id,
+            "run_id": version.run_id,
         },
     )
 
