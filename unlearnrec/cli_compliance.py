@@ -488,6 +488,16 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_revision(args: argparse.Namespace) -> int:
+    from unlearnrec.ledger.db import new_revision
+
+    if not args.message.strip():
+        raise UsageError("-m is empty: say what the revision changes")
+    path = new_revision(args.message, write_to=Path(args.out) if args.out else None)
+    print(f"{path}: read and edit it (SQLite cannot show everything; data may need moving)")
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     def home(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -605,6 +615,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     home(p)
     p.set_defaults(func=cmd_db_upgrade)
+    p = dsub.add_parser(
+        "revision",
+        help="(developers) draft the next migration from the difference between the ledger's "
+        "models and its head revision",
+    )
+    p.add_argument("-m", "--message", required=True, help="what the revision changes")
+    p.add_argument("--out", default=None, help="folder to write to (default: the package's)")
+    p.set_defaults(func=cmd_db_revision)
 
     audit = sub.add_parser("audit", help="check the ledger's audit trail")
     asub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")

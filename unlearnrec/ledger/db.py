@@ -10,6 +10,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -166,7 +167,7 @@ def _revision(conn: Connection) -> tuple[str | None, bool]:
     return _unversioned_revision(conn), False
 
 
-def schema_status(engine: Engine) -> dict[str, object]:
+def schema_status(engine: Engine) -> dict[str, Any]:
     """Where the ledger stands: ``current`` (None: no ledger tables), ``head`` (what this code
     uses), ``recorded`` (False: a ledger from before migrations, revision inferred from its
     tables) and ``pending`` (the revisions ``upgrade_db`` would apply, oldest first)."""
@@ -211,6 +212,36 @@ def upgrade_db(engine: Engine, revision: str = "head") -> tuple[str | None, str 
         command.upgrade(alembic_config(conn), revision)
         after, _ = _revision(conn)
     return current, after
+
+
+def new_revision(message: str, *, write_to: Path | None = None) -> Path:
+    """Write the next revision script (numbered after head) from the difference between the
+    models and a scratch SQLite ledger at head, into ``versions/`` or ``write_to``; returns its
+    path. A draft: read it and edit it before committing it."""
+    import tempfile
+
+    from alembic import command
+
+    from unlearnrec.ledger.migrations import HERE, alembic_config, head_revision
+
+    rev_id = f"{int(head_revision()) + 1:04d}"
+    folder = write_to or HERE / "versions"
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = make_engine(f"sqlite:///{Path(tmp) / 'scratch.sqlite'}")
+        try:
+            with _schema_connection(engine) as conn:
+                command.upgrade(alembic_config(conn), "head")
+                script = command.revision(
+                    alembic_config(conn, write_to=write_to),
+                    message=message,
+                    autogenerate=True,
+                    rev_id=rev_id,
+                    version_path=str(folder),
+                )
+        finally:
+            engine.dispose()
+    assert script is not None and not isinstance(script, list)
+    return Path(script.path)
 
 
 def check_db(engine: Engine) -> None:

@@ -22,7 +22,13 @@ from sqlmodel import Session, SQLModel, select
 from tests.postgres import PG_ENV, temporary_database
 from unlearnrec.cli import main
 from unlearnrec.ledger import Ticket, init_db, make_engine
-from unlearnrec.ledger.db import LedgerOutOfDate, check_db, schema_status, upgrade_db
+from unlearnrec.ledger.db import (
+    LedgerOutOfDate,
+    check_db,
+    new_revision,
+    schema_status,
+    upgrade_db,
+)
 from unlearnrec.ledger.migrations import HERE, head_revision
 from unlearnrec.ledger.models import Lease
 
@@ -199,3 +205,16 @@ def test_the_migrations_ship_with_the_package():
     assert {"0001_baseline.py", "0004_lease.py"} <= names
     assert (HERE / "env.py").is_file() and (HERE / "script.py.mako").is_file()
     assert "script.py.mako" in (ROOT / "pyproject.toml").read_text()
+
+
+def test_a_drafted_revision_is_empty_while_the_models_match_head(tmp_path, capsys):
+    """``db revision`` drafts the next number after head; with the models unchanged its upgrade
+    holds no operation (a model change without a revision would show up here)."""
+    path = new_revision("nothing", write_to=tmp_path)
+    text = path.read_text()
+    head = head_revision()
+    assert path.name == f"{int(head) + 1:04d}_nothing.py"
+    assert f"down_revision = '{head}'" in text or f'down_revision = "{head}"' in text
+    assert "op." not in text.split("def upgrade")[1].split("def downgrade")[0]
+    assert main(["db", "revision", "-m", "again", "--out", str(tmp_path / "x")]) == 0
+    assert (tmp_path / "x").is_dir() and list((tmp_path / "x").glob("*_again.py"))

@@ -13,8 +13,9 @@ Revisions (``versions/``), oldest first:
 - ``0004``: the ``lease`` table (named, expiring claims on work).
 
 A change to ``unlearnrec/ledger/models.py`` needs a revision here: ``unlearnrec db revision -m
-"what changed"`` writes one from the difference (then read and edit it);
-``tests/unlearnrec/ledger/test_migrations.py`` fails while the models and the head differ.
+"what changed"`` writes ``versions/NNNN_what_changed.py`` from the difference between the models
+and a scratch ledger at head (then read and edit it: SQLite cannot show everything, and data may
+need moving); ``tests/unlearnrec/ledger/test_migrations.py`` fails while the two differ.
 """
 
 from __future__ import annotations
@@ -24,15 +25,19 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def alembic_config(connection=None):
+def alembic_config(connection=None, *, write_to: Path | None = None):
     """Alembic's configuration for the ledger, built in code (no ``alembic.ini``); with
-    ``connection``, the migrations run on it (``env.py`` reads it from the attributes)."""
+    ``connection``, the migrations run on it (``env.py`` reads it from the attributes);
+    ``write_to``: a further folder of revisions (where ``new_revision`` writes)."""
+    import os
+
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(HERE))
     config.set_main_option("path_separator", "os")  # paths with spaces stay whole
-    config.set_main_option("version_locations", str(HERE / "versions"))
+    locations = [str(HERE / "versions"), *([str(write_to)] if write_to else [])]
+    config.set_main_option("version_locations", os.pathsep.join(locations))
     if connection is not None:
         config.attributes["connection"] = connection
     return config
