@@ -164,8 +164,8 @@ class ReferenceModels:
         seed: int = 0,
     ) -> ReferenceModels:
         """Train K references on their halves of ``fit`` (early stopping on ``valid``)."""
-        if references < 1:
-            raise ValueError("at least one reference model is needed")
+        if references < 2:
+            raise ValueError("the audit needs at least 2 reference models (a pooled variance)")
         fit = as_edges(fit)
         mask = in_mask(fit, num_items, references, seed)
         models, graphs, hashes, sizes = [], [], [], []
@@ -428,7 +428,7 @@ class MembershipProbe:
             ref_nonmembers=ref_n,
             out_members=out_m,
             out_nonmembers=out_n,
-            sigma=max(pooled_sigma(ref_n), 1e-12) if k > 1 else 1.0,
+            sigma=max(pooled_sigma(ref_n), 1e-12),
             config=config,
             references=references,
         )

@@ -157,10 +157,21 @@ def test_references_are_cached_per_base_model_and_the_comparison_uses_both_margi
     assert not ok and len(reasons) == 2
 
 
-def test_the_probe_rejects_unknown_attacks(setting):
+def test_the_probe_rejects_unknown_attacks_and_a_single_reference(setting):
     splits, members, _, _, refs = setting
     with pytest.raises(ValueError, match="unknown attack"):
         MembershipProbe.build(refs, members, splits.test, MembershipConfig(attack="x"))
+    with pytest.raises(ValueError, match="at least 2 reference"):
+        ReferenceModels.train(
+            splits.fit,
+            splits.valid,
+            splits.num_users,
+            splits.num_items,
+            _MODEL,
+            _TRAIN,
+            torch.device("cpu"),
+            references=1,
+        )
 
 
 def test_bench_reports_the_audit_per_method_and_the_references_apart(tmp_path, capsys):
