@@ -24,6 +24,7 @@ Exact to float tolerance against full propagation on ``Graph.without(removed)``
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -269,10 +270,31 @@ def frontier(
     return out
 
 
+# id(adj) -> (weak reference to adj, positions); an entry dies with its adjacency
+_TRANSPOSE: dict[int, tuple[weakref.ref, torch.Tensor]] = {}
+
+
+def transpose_positions(graph: Graph) -> torch.Tensor:
+    """(nnz,) for every CSR entry (r, c) of ``graph.adj``, the position of its transpose (c, r);
+    built once per graph (O(E log E)) and cached while the graph lives."""
+    adj = graph.adj
+    ref, cached = _TRANSPOSE.get(id(adj), (None, None))
+    if ref is None or ref() is not adj or cached is None:
+        crow, col = adj.crow_indices(), adj.col_indices()
+        n = graph.num_nodes
+        rows = torch.repeat_interleave(torch.arange(n, device=col.device), crow[1:] - crow[:-1])
+        cached = torch.searchsorted(rows * n + col, col * n + rows)
+        key = id(adj)
+        _TRANSPOSE[key] = (weakref.ref(adj, lambda _: _TRANSPOSE.pop(key, None)), cached)
+    return cached
+
+
 def residual_graph(graph: Graph, removed: np.ndarray | torch.Tensor) -> Graph:
     """``graph.without(removed)``, built by editing the base CSR instead of re-sorting every edge:
-    the same edges, keys and adjacency (values recomputed from the residual degrees), in a few
-    vectorised passes over the entries (memory-bound O(E), no sort)."""
+    the same edges, keys and adjacency. The removed entries are cut out (a memcpy of the rest),
+    and only the entries whose degree normalisation changed (the rows and columns of the removed
+    edges' endpoints) get new values, so the work beyond the copy is O(request's degrees) once
+    ``transpose_positions`` is cached for the base graph."""
     device = graph.device
     removed = edge_tensor(removed, device)
     nu, ni = graph.num_users, graph.num_items
@@ -285,24 +307,32 @@ def residual_graph(graph: Graph, removed: np.ndarray | torch.Tensor) -> Graph:
     pos, rk = pos[hit], rk[hit]
     if len(pos) == 0:
         return graph
-    keep = torch.ones(len(graph.keys), dtype=torch.bool, device=device)
-    keep[pos] = False
-    edges, keys = graph.edges[keep], graph.keys[keep]
-    # entries of the removed edges in the CSR: row u at column nu + i and row nu + i at column u
+
+    def cut(t: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+        # numpy's delete is a plain copy; torch's boolean indexing is far slower on one thread
+        if t.device.type == "cpu":
+            return torch.from_numpy(np.delete(t.numpy(), where.numpy(), axis=0))
+        keep = torch.ones(len(t), dtype=torch.bool, device=t.device)
+        keep[where] = False
+        return t[keep]
+
+    edges, keys = cut(graph.edges, pos), cut(graph.keys, pos)
     res = ResidualAdjacency(graph, torch.stack([rk // ni, rk % ni], 1))
-    src, dst, _, _, offsets = res.rows(res.changed, with_offsets=True)
+    src, dst, _, a_new, offsets = res.rows(res.changed, with_offsets=True)
     gone = res.is_removed(src, dst)
-    entry_keep = torch.ones(len(res.col), dtype=torch.bool, device=device)
-    entry_keep[offsets[gone]] = False
+    # the CSR entries of removed edges (both directions: both endpoints are in res.changed)
     lost = torch.zeros(n + 1, dtype=torch.long, device=device)
     lost.index_add_(0, src[gone] + 1, torch.ones_like(src[gone]))
     crow = res.crow - torch.cumsum(lost, 0)
-    col = res.col[entry_keep]
-    deg = (crow[1:] - crow[:-1]).float()
-    inv = deg.pow(-0.5)
-    inv[deg == 0] = 0.0
-    rows = torch.repeat_interleave(torch.arange(n, device=device), crow[1:] - crow[:-1])
-    values = inv[rows] * inv[col]
+    dead = torch.sort(offsets[gone]).values
+    col, values = cut(res.col, dead), cut(res.val, dead)
+    # new values: every kept entry of a changed row, and its transpose in the other endpoint's row
+    old = offsets[~gone]
+    if len(old):
+        a_new = a_new[~gone]
+        old_t = transpose_positions(graph)[old]
+        values[old - torch.searchsorted(dead, old)] = a_new
+        values[old_t - torch.searchsorted(dead, old_t)] = a_new
     import warnings
 
     with warnings.catch_warnings():
