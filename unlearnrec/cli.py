@@ -330,6 +330,7 @@ def cmd_bench_scaling(args: argparse.Namespace) -> int:
         scopes=tuple(s.strip() for s in args.scopes.split(",") if s.strip()),
         graph_scope_max_edges=args.graph_scope_max_edges,
         finetune_steps=args.finetune_steps,
+        retrain_steps=args.retrain_steps,
         repeat=args.repeat,
         log=_log,
     )
@@ -491,6 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--finetune-steps", type=int, default=5, help="fixed fine-tune steps")
     p.add_argument("--repeat", type=int, default=3, help="timed runs per request (median)")
+    p.add_argument(
+        "--retrain-steps", type=int, default=5, help="training steps timed for retrain's epoch"
+    )
     p.add_argument("--json", default=None, help="append the records to this JSON list")
     p.add_argument("--plot", default=None, help="write a PNG plot of all records in --json")
     p.set_defaults(func=cmd_bench_scaling)

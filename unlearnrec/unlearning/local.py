@@ -43,7 +43,12 @@ from unlearnrec.config import TrainConfig
 from unlearnrec.graph import Graph, edge_tensor, normalized_adjacency, propagate
 from unlearnrec.metrics import roc_auc
 from unlearnrec.models import GraphRecommender
-from unlearnrec.propagation import ResidualAdjacency, readout_weights, residual_graph
+from unlearnrec.propagation import (
+    ResidualAdjacency,
+    readout_weights,
+    residual_graph,
+    transpose_positions,
+)
 from unlearnrec.training import make_generator
 from unlearnrec.unlearning.base import Stopwatch, UnlearnOutcome
 from unlearnrec.unlearning.encoder import InfluenceEncoder
@@ -99,6 +104,7 @@ def base_cache(
     device = graph.device
     gen = make_generator(config.seed + 1, device)
     final = model.propagate(graph).detach()
+    transpose_positions(graph)  # for building residual graphs (propagation.residual_graph)
     q_members = q_heldout = None
     if heldout is not None and len(heldout) and len(graph.edges):
         heldout = edge_tensor(heldout, device)
