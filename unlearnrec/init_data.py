@@ -72,6 +72,13 @@ def _ledger_has_dataset(settings: Settings) -> str | None:
     try:
         from sqlalchemy import inspect, text
 
+        from unlearnrec.ledger.db import LedgerOutOfDate, check_db, schema_status
+
+        if schema_status(engine)["current"] is not None:
+            try:
+                check_db(engine)  # behind: say so now, not after training
+            except LedgerOutOfDate as exc:
+                raise InitUsageError(str(exc)) from None
         if not inspect(engine).has_table("datasetversion"):
             return None
         with engine.connect() as conn:

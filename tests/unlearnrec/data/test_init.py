@@ -192,3 +192,19 @@ def test_init_end_to_end_then_the_platform_knows_the_files_ids(tmp_path, capsys)
     assert _run(["init", "--data", str(csv), "--home", str(home), "--name", "again"]) == 2
     assert "already holds dataset version" in capsys.readouterr().err
     assert not (home / "data" / "again").exists()
+
+
+def test_a_ledger_behind_the_code_is_refused_before_any_work(tmp_path, capsys):
+    from sqlalchemy import text
+
+    from unlearnrec.ledger import init_db, make_engine
+
+    home = _home(tmp_path)
+    engine = make_engine(f"sqlite:///{home / 'var' / 'ledger.sqlite'}")
+    init_db(engine)
+    with engine.begin() as conn:  # as if recorded by an older release
+        conn.execute(text("UPDATE alembic_version SET version_num = '0003'"))
+    engine.dispose()
+    assert _run(["init", "--data", str(_csv(tmp_path)), "--home", str(home)]) == 2
+    assert "unlearnrec db upgrade" in capsys.readouterr().err
+    assert not (home / "data").exists()
