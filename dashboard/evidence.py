@@ -147,7 +147,7 @@ def charts(evidence: dict[str, Any]) -> tuple[alt.FacetChart, alt.LayerChart]:
             color=alt.Color(
                 "population:N",
                 scale=alt.Scale(domain=list(POPULATIONS), range=["#d62728", "#7f7f7f"]),
-                legend=alt.Legend(orient="bottom", title=None),
+                legend=alt.Legend(orient="bottom", title=None, labelLimit=0),
             ),
             tooltip=["model", "population", "score", alt.Tooltip("share:Q", format=".3f")],
         )
@@ -166,13 +166,13 @@ def charts(evidence: dict[str, Any]) -> tuple[alt.FacetChart, alt.LayerChart]:
             color=alt.Color(
                 "model:N",
                 scale=alt.Scale(domain=[LABELS[m] for m in MODELS], range=list(COLORS.values())),
-                legend=alt.Legend(orient="bottom", title=None),
+                legend=alt.Legend(orient="right", title=None, labelLimit=0),
             ),
             tooltip=["model", "fpr", "tpr", "auc", "tpr@1%"],
         )
     )
     chance = alt.Chart(diag).mark_line(strokeDash=[4, 4], color="#999").encode(x="fpr:Q", y="tpr:Q")
-    roc = (chance + curve).properties(width=300, height=250, title="ROC at low FPR (log-log)")
+    roc = (chance + curve).properties(width=420, height=300, title="ROC at low FPR (log-log)")
     return hist, roc
 
 

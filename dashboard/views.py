@@ -515,8 +515,8 @@ def _membership_evidence(doc: dict[str, Any]) -> None:
         st.warning(ui.md(reason), icon=":material/rule:")
     st.dataframe(evidence.figures_frame(found), hide_index=True, key="membership_figures")
     hist, roc = evidence.charts(found)
-    st.altair_chart(hist, key="membership_scores")
-    st.altair_chart(roc, key="membership_roc")
+    st.altair_chart(hist, key="membership_scores", width="content")
+    st.altair_chart(roc, key="membership_roc", width="content")
     hashes = refs.get("sha256") or []
     if hashes:
         st.caption(
