@@ -43,6 +43,9 @@ class BenchSettings:
     # where to keep the models of the run (base checkpoint, encoder, each method's result), for
     # inspecting or re-measuring them later; None keeps nothing
     save_dir: str | None = None
+    # run the retrain ladder (unlearning/ladder.py) once per base model and give retrain the
+    # fastest configuration that reaches the base model's validation Recall@K within 1%
+    retrain_ladder: bool = False
     # K reference models for the membership audit (unlearnrec.membership; 0: no audit), trained
     # once per base model on halves of its training pairs
     rmia_references: int = 0
@@ -131,6 +134,7 @@ class _Prepared:
     base_peak: float | None
     methods: dict[str, tuple[Any, float, PeakMemory]]  # name -> (method, prep s, prep memory)
     references: ReferenceModels | None = None  # the membership audit's, when asked for
+    ladder: dict[str, Any] | None = None  # the retrain ladder's rungs and choice, when run
 
 
 def _save(settings: BenchSettings, name: str, payload: Any) -> None:
@@ -167,8 +171,18 @@ def _prepare(
     base_util = evaluate_ranking(users, items, splits.test, exclude_base, settings.train.topk)
     state = ModelState(base, graph, splits.valid, settings.train, base_result.best_epoch)
     methods: dict[str, tuple[Any, float, PeakMemory]] = {}
+    ladder = None
+    if settings.retrain_ladder and "retrain" in settings.methods:
+        from unlearnrec.unlearning.ladder import run_ladder
+
+        log("retrain ladder: the fastest configuration reaching the base's validation utility")
+        found = run_ladder(base, graph, splits.valid, settings.train, log=log)
+        ladder = found.to_dict()
     for name in settings.methods:
-        method = METHODS[name](settings.method_params.get(name, {}))
+        params = settings.method_params.get(name, {})
+        if name == "retrain" and ladder is not None:
+            params = {**ladder["config"], **params}  # explicit retrain fields still win
+        method = METHODS[name](params)
         with PeakMemory(device) as prep_memory:
             prep = method.prepare(state)
         methods[name] = (method, prep, prep_memory)
@@ -188,7 +202,7 @@ def _prepare(
             references=settings.rmia_references,
             seed=settings.seed,
         )
-    return _Prepared(state, base_result, base_util, base_peak, methods, references)
+    return _Prepared(state, base_result, base_util, base_peak, methods, references, ladder)
 
 
 def _measure(
@@ -250,6 +264,8 @@ def _measure(
             "prepare_seconds": prep,
             "prepare_peak_mb": prep_memory.peak_mb,
             "details": outcome.details,
+            # the training fields a retrain ran with (the fast configuration, when laddered)
+            **({"config": outcome.details["train_config"]} if name == "retrain" else {}),
         }
         if dataclasses.is_dataclass(getattr(method, "config", None)):
             # every field as it ran, defaults included (params.yaml names only a few)
@@ -394,6 +410,7 @@ def _result(
             "forgetting": to_dict(settings.forgetting),
         },
         "methods": results,
+        **({"retrain_ladder": prepared.ladder} if prepared.ladder is not None else {}),
     }
 
 

@@ -304,6 +304,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         save_dir=args.save_models,
         rmia_references=args.rmia,
     )
+    settings.retrain_ladder = args.retrain_ladder
     on_epoch, bar = _progress("base model", params.train.max_epochs)
     command = " ".join(["unlearnrec", *sys.argv[1:]])
     with bar:
@@ -455,6 +456,12 @@ def build_parser() -> argparse.ArgumentParser:
         "or all: every registered method, retrain first",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the request")
+    p.add_argument(
+        "--retrain-ladder",
+        action="store_true",
+        help="retrain with the fastest configuration reaching the base model's validation "
+        "Recall@20 within 1%% (a ladder of batch sizes and learning rates, run once)",
+    )
     p.add_argument(
         "--json",
         default=None,

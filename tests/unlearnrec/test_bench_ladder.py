@@ -1,0 +1,49 @@
+"""`bench --retrain-ladder`: retrain runs with the ladder's choice, named in the JSON."""
+
+from __future__ import annotations
+
+import json
+
+from unlearnrec.cli import main
+from unlearnrec.data import generate_synthetic
+from unlearnrec.data.readers import write_lightgcn
+
+
+def test_bench_records_the_retrain_configuration_the_ladder_chose(tmp_path):
+    data = generate_synthetic(num_users=120, num_items=80, num_groups=4, mean_interactions=12)
+    write_lightgcn(data, tmp_path / "tiny")
+    (tmp_path / "params.yaml").write_text(
+        "train:\n  max_epochs: 12\n  batch_size: 512\n  eval_every: 2\n  patience: 2\n"
+    )
+    out = tmp_path / "bench.json"
+    code = main(
+        [
+            "bench",
+            "--data",
+            str(tmp_path / "tiny"),
+            "--request",
+            "random:0.02",
+            "--methods",
+            "retrain",
+            "--retrain-ladder",
+            "--json",
+            str(out),
+            "--device",
+            "cpu",
+            "--params",
+            str(tmp_path / "params.yaml"),
+            "--set",
+            "model.embedding_dim=16",
+        ]
+    )
+    assert code == 0
+    result = json.loads(out.read_text())
+    ladder = result["retrain_ladder"]
+    ran = result["methods"]["retrain"]["config"]
+    assert len(ladder["rungs"]) == 5
+    if ladder["chosen"] is None:
+        assert ran["batch_size"] == 512  # the base configuration
+    else:
+        chosen = ladder["rungs"][ladder["chosen"]]
+        assert chosen["meets"] and chosen["valid"] >= ladder["target"]
+        assert ran == chosen["train"] == ladder["config"]
