@@ -64,7 +64,7 @@ class InfluenceConfig:
     negatives: int = 1  # fixed negatives drawn per training edge
     # "gauss_newton" (PSD) or the exact "hessian" (indefinite: CG stops at negative curvature)
     curvature: str = "gauss_newton"
-    damping: float = 0.01  # λ added to the summed loss's curvature (see the module docstring)
+    damping: float = 0.1  # λ added to the summed loss's curvature (see the module docstring)
     cg_max_iter: int = 100  # conjugate-gradient iterations at most
     cg_tol: float = 1e-3  # stop when ‖r‖ ≤ tol·‖g‖
     scale: float = 1.0  # multiplier of the Newton step (1: the step as derived)

@@ -37,7 +37,7 @@ from unlearnrec.unlearning.requests import DeletionRequest
 @dataclass(frozen=True)
 class ReverseBPRConfig:
     steps: int = 20
-    lr: float = 5e-3
+    lr: float = 1e-3
     forget_weight: float = 1.0  # w_f
     retain_weight: float = 1.0  # w_r
     batch_size: int = 4096  # retained edges per step
