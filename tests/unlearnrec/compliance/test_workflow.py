@@ -15,6 +15,7 @@ from sqlmodel import select
 
 from unlearnrec import certificates as certs
 from unlearnrec.cli import main as cli_main
+from unlearnrec.compliance.erasure import check_erased
 from unlearnrec.compliance.ingest import ingest_inbox
 from unlearnrec.compliance.lifecycle import apply_retention, bootstrap, retrain_reference
 from unlearnrec.compliance.platform import Platform
@@ -169,6 +170,9 @@ def test_chain_certifies_valid_tickets_once_and_rejects_the_rest(
         assert v0 is not None and v0.purged and v0.holds_erased_data
     with pytest.raises(StoreError, match="not in the store"):
         platform.store.fetch("dataset", v0.dvc_md5, tmp_path / "gone")
+    # ... and no other copy the platform keeps holds what was erased (compliance/erasure.py).
+    erased = check_erased(platform)
+    assert erased.ok and erased.scanned > 0, erased.lines()
 
     # The officer's commands: export the head; cutting events off later is caught by it and by
     # the certificates, though the shortened chain still links up.
