@@ -1,6 +1,6 @@
 """An influence-function method (IFRU / GIF style): one Newton step on the layer-0 embeddings of
-the nodes a request reaches, the inverse Hessian applied by conjugate gradient on Hessian-vector
-products (double backward through the backbone's propagation).
+the nodes a request reaches, the inverse curvature applied by conjugate gradient on
+curvature-vector products (double backward through the backbone's propagation).
 
 Objective. The backbone's BPR training loss (BPR + the L2 of the batch rows, as in
 ``training.model_loss``; a self-supervised term, if any, is left out) written as a *sum* over
@@ -21,18 +21,24 @@ not what early stopping left unconverged. Without the graph change (MF), g = −
 loss is a mean over n triples and the retained one over n_r; the Newton step of the mean objective
 is the same, since 1/n_r multiplies both g and H_r and cancels: Δθ = −(H_r/n_r)⁻¹(g/n_r). The
 only place the scale shows is the damping: λ here is added to the *summed* Hessian, i.e. λ/n_r on
-the mean one, so it does not have to change with the dataset's size. (Mixing the scales — the
+the mean one, so it does not scale with the number of edges (a row's summed curvature grows with
+its node's degree instead). (Mixing the scales — the
 1/n of the full loss in g with an H of the mean over n_r, or a sum against a mean — would rescale
 the step by n or n/n_r.)
 
 Restriction. θ is the layer-0 rows of the nodes within ``hops`` (default: the backbone's layers)
 of the removed edges' endpoints in A: the nodes whose final embeddings, and so whose scores, the
 request changes. Every other row is fixed, so H_r is the principal sub-matrix of the full Hessian
-on those rows. Only triples touching that reach are evaluated (the others have zero gradient in θ).
+on those rows. Only triples with a node within ``hops`` of those rows are evaluated (the others
+have zero gradient in θ).
 On a dense graph such as ML-100K three hops reach nearly every node; on a sparse one far fewer.
 
-BPR's Hessian is not positive definite in general (scores are bilinear). CG runs on H_r + λI and
-stops at the first direction of non-positive curvature (truncated CG), reporting it.
+Curvature (``curvature``). BPR's Hessian is not positive definite in general (scores are
+bilinear in the rows): with the exact Hessian CG stops at the first direction of non-positive
+curvature (truncated CG) and reports it, and on ML-100K that happens within a few iterations at
+useful dampings (docs/benchmarks.md). The default replaces H_r by its generalised Gauss-Newton
+part Jᵀdiag(σ'(z))J + wd·diag(row counts) (z the triples' score margins), positive semi-definite,
+so CG on it + λI converges.
 
 Nodes left with no edge (erased users, taken-down items) get a freshly drawn layer-0 row, as
 retrain gives them (``reset_isolated``); they are not parameters of the step (the retained loss
