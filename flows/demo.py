@@ -60,7 +60,10 @@ def ensure_data(root: Path) -> None:
     )
     if status.stdout.strip():
         print(
-            "warning: data/ differs from the version data.dvc records (see `git diff data.dvc`)",
+            "note: data/ differs from the version data.dvc records in git (see `git diff "
+            "data.dvc`): after a certified erasure, retention makes the pipeline's input the "
+            "platform's current dataset version (erased users tombstoned) and `dvc add`s it; "
+            "delete data/synthetic and `git checkout data.dvc` to start from the seed again",
             file=sys.stderr,
         )
 

@@ -351,12 +351,24 @@ def _check_pipeline(platform: Platform, report: ErasureReport, erased: Erased, t
                     hold,
                 )
             )
+    marker = _read_marker(platform)
+    stale_outputs = set(marker.get("stale_outputs", []))
     for out in _pipeline_outs(home):
         path = home / out
-        if path.suffix == ".npz" and path.is_file() and user_ids is not None:
+        if not path.is_file() or path.is_symlink():
+            continue
+        if path.suffix == ".npz" and user_ids is not None:
             where = f"pipeline output {out}"
             _scan_splits(report, where, path, user_ids, item_ids, erased, ps, hold)
-    marker = _read_marker(platform)
+        if stale_outputs and _digests(path)[1] in stale_outputs:
+            report.scanned += 1
+            report.findings.append(
+                Finding(
+                    f"pipeline output {out}",
+                    "computed from the data before an erasure, not recomputed since",
+                    hold,
+                )
+            )
     purged = set(marker.get("purged_objects", []))
     roots = []
     if (home / ".dvc").is_dir():
@@ -503,17 +515,26 @@ def _folder_hash(folder: Path) -> str:
 
 
 def _pipeline_outs(home: Path) -> list[str]:
-    """The cached outputs of the pipeline's stages (dvc.yaml), else the default ones."""
-    spec = home / "dvc.yaml"
-    if not spec.is_file():
-        return list(DEFAULT_PIPELINE_OUTS)
-    stages = (yaml.safe_load(spec.read_text()) or {}).get("stages", {})
+    """The cached outputs of the pipeline's stages (dvc.yaml) and the default ones (what the
+    platform bootstraps from)."""
     outs = []
-    for stage in stages.values():
-        for out in stage.get("outs", []) or []:
-            name = out if isinstance(out, str) else next(iter(out))
-            outs.append(str(name))
-    return outs
+    spec = home / "dvc.yaml"
+    if spec.is_file():
+        stages = (yaml.safe_load(spec.read_text()) or {}).get("stages", {})
+        for stage in stages.values():
+            for out in stage.get("outs", []) or []:
+                outs.append(str(out if isinstance(out, str) else next(iter(out))))
+    return list(dict.fromkeys([*outs, *DEFAULT_PIPELINE_OUTS]))
+
+
+def _digests(path: Path) -> tuple[str, str]:
+    """(md5, sha256) of a file: DVC names its object by the md5."""
+    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            md5.update(block)
+            sha.update(block)
+    return md5.hexdigest(), sha.hexdigest()
 
 
 def _locked_md5s(home: Path, outs: list[str]) -> list[str]:
@@ -643,6 +664,14 @@ def sync_pipeline(platform: Platform) -> SyncResult:
     result = SyncResult("synced")
     outs = _pipeline_outs(home)
     stale: set[str] = set()
+    # The outputs computed from the old input: their bytes are remembered (sha256) so a copy
+    # put back is found, and their DVC objects (md5) deleted wherever they are.
+    stale_files = set(marker.get("stale_outputs", []))
+    for out in outs:
+        if (home / out).is_file() and not (home / out).is_symlink():
+            md5, sha = _digests(home / out)
+            stale.add(md5)
+            stale_files.add(sha)
     dvc_dir = home / ".dvc"
     if dvc_dir.is_dir():
         roots = [dvc_dir / "cache", *local_remotes(dvc_dir)]
@@ -688,7 +717,12 @@ def sync_pipeline(platform: Platform) -> SyncResult:
     atomic_write_text(
         platform.settings.var / SYNC_MARKER,
         json.dumps(
-            {"dataset_md5": current.dvc_md5, "content": content, "purged_objects": purged},
+            {
+                "dataset_md5": current.dvc_md5,
+                "content": content,
+                "purged_objects": purged,
+                "stale_outputs": sorted(stale_files),
+            },
             indent=1,
         ),
     )

@@ -125,6 +125,7 @@ def test_after_the_final_check_no_copy_holds_erased_data(erased_home, capsys, tm
     assert {
         str(u)[len(TOMBSTONE) :] for u in current.user_ids if str(u).startswith(TOMBSTONE)
     } == set(erased_user)
+    stale_model = (home / "artifacts" / "base" / "model.pt").read_bytes()
     old_data_objects = _objects(remote)
     old_cache_objects = _objects(home / ".dvc" / "cache")
 
@@ -217,6 +218,13 @@ def test_after_the_final_check_no_copy_holds_erased_data(erased_home, capsys, tm
     }
     assert not (platform.store.root / "models" / "reference").exists()
     assert check_erased(platform).ok
+
+    # A model trained on the data before the erasure, put back into the pipeline's outputs, is
+    # found by its bytes.
+    (home / "artifacts" / "base" / "model.pt").write_bytes(stale_model)
+    report = check_erased(platform)
+    assert [f.where for f in report.findings] == ["pipeline output artifacts/base/model.pt"]
+    (home / "artifacts" / "base" / "model.pt").unlink()
 
     # An import that brings an erased user back is flagged by the check and by the next sync,
     # never silently taken as the platform's data.
