@@ -76,6 +76,9 @@ class InfluenceConfig:
     scale: float = 1.0  # multiplier of the Newton step (1: the step as derived)
     weight_decay: float | None = None  # None: the training config's
     reset_isolated: bool = True  # nodes left without edges get a fresh row, as retrain has them
+    # taken-down items (left without edges): "fresh" row (with reset_isolated), or "newton": kept
+    # as parameters of the step, where the retained loss still sees them as sampled negatives
+    isolated_items: str = "fresh"
     seed: int = 0
 
 
@@ -275,6 +278,12 @@ class InfluenceUnlearning:
             e0_r = e0.clone()
             if cfg.reset_isolated:
                 isolated = touched & (graph_r.degrees() == 0)
+                if cfg.isolated_items == "newton":
+                    isolated[nu:] = False
+                elif cfg.isolated_items != "fresh":
+                    raise ValueError(
+                        f"isolated_items must be 'fresh' or 'newton', not {cfg.isolated_items!r}"
+                    )
                 n_iso = int(isolated.sum())
                 if n_iso:
                     e0_r[isolated] = (

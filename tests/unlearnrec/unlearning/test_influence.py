@@ -218,3 +218,24 @@ def test_unknown_curvature_is_an_error(random_case):
         InfluenceUnlearning(InfluenceConfig(curvature="fisher")).unlearn(state, request)
     with pytest.raises(ValueError, match="unknown keys"):
         METHODS["influence"]({"dampng": 1.0})
+
+
+def test_taken_down_items_fresh_or_moved_by_the_newton_step(tiny_base, tiny_splits):
+    model, graph, _ = tiny_base
+    state = ModelState(model, graph, tiny_splits.valid, TINY_TRAIN)
+    request = build_request("items:2", tiny_splits.fit, 0)
+    rows = [model.num_users + i for i in request.items]
+    fresh = InfluenceUnlearning().unlearn(state, request)
+    newton = InfluenceUnlearning(InfluenceConfig(isolated_items="newton")).unlearn(state, request)
+    assert fresh.details["reset_nodes"] >= 2 and newton.details["reset_nodes"] == 0
+    old = model.embedding.detach()[rows]
+    moved = newton.model.embedding.detach()[rows]
+    # kept as parameters: moved from the trained row by the step, not replaced by a draw
+    assert float((moved - old).norm()) > 0
+    assert not torch.allclose(moved, fresh.model.embedding.detach()[rows])
+    assert (
+        scores(newton.model, newton.graph, request.edges).mean()
+        < scores(model, newton.graph, request.edges).mean()
+    )
+    with pytest.raises(ValueError, match="isolated_items"):
+        InfluenceUnlearning(InfluenceConfig(isolated_items="zero")).unlearn(state, request)
