@@ -500,7 +500,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--finetune-steps", type=int, default=5, help="fixed fine-tune steps")
     p.add_argument("--repeat", type=int, default=3, help="timed runs per request (median)")
     p.add_argument(
-        "--retrain-steps", type=int, default=5, help="training steps timed for retrain's epoch"
+        "--retrain-steps",
+        type=int,
+        default=5,
+        help="training steps timed for retrain's epoch (0: keep the JSON's earlier figure)",
     )
     p.add_argument("--json", default=None, help="append the records to this JSON list")
     p.add_argument("--plot", default=None, help="write a PNG plot of all records in --json")

@@ -207,10 +207,12 @@ def bench_size(
     model.eval()
     base = UnlearnRecConfig(finetune_stop="fixed", finetune_steps=finetune_steps)
     encoder = _new_encoder(model, base).eval()
-    epoch_seconds, measured, per_epoch = retrain_epoch_seconds(
-        graph, model_config, train, retrain_steps
-    )
-    log(f"retrain: {epoch_seconds:.2f}s per epoch ({measured} of {per_epoch} steps measured)")
+    epoch_seconds, measured, per_epoch = None, 0, -(-len(graph.edges) // train.batch_size)
+    if retrain_steps > 0:  # 0: not measured here (run_scaling keeps an earlier measurement)
+        epoch_seconds, measured, per_epoch = retrain_epoch_seconds(
+            graph, model_config, train, retrain_steps
+        )
+        log(f"retrain: {epoch_seconds:.2f}s per epoch ({measured} of {per_epoch} steps measured)")
     records = []
     for label, request in fixed_requests(graph, seed).items():
         for scope in scopes:
@@ -347,6 +349,14 @@ def run_scaling(
             path = Path(json_path)
             old = json.loads(path.read_text()) if path.exists() else []
             fresh = {(r["edges"], r["request"].split(":")[0], r["scope"]) for r in records}
+            for r in records:
+                if r["retrain_epoch_seconds"] is None:  # keep this size's earlier measurement
+                    earlier = [
+                        o for o in old if o["edges"] == r["edges"] and o["retrain_steps_measured"]
+                    ]
+                    if earlier:
+                        for key in ("retrain_epoch_seconds", "retrain_steps_measured"):
+                            r[key] = earlier[-1][key]
             old = [
                 r for r in old if (r["edges"], r["request"].split(":")[0], r["scope"]) not in fresh
             ]
