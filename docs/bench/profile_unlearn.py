@@ -65,7 +65,9 @@ def main() -> None:
     for item in args.set:
         key, _, value = item.partition("=")
         field = key.removeprefix("unlearnrec.")
-        method.config = replace(method.config, **{field: type(getattr(method.config, field))(value)})
+        method.config = replace(
+            method.config, **{field: type(getattr(method.config, field))(value)}
+        )
     prep = method.prepare(state)
 
     # timers around the parts of the step (module-level names that unlearn_request calls)
