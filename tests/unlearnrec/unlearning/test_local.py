@@ -3,6 +3,8 @@ confined to the request's neighbourhood, forgetting and utility as the whole-gra
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -131,3 +133,14 @@ def test_erased_users_are_reset_in_the_local_step(prepared, tiny_splits):
     )
     assert cos.abs().max() < 0.6
     assert not np.isin(out.graph.edges_numpy()[:, 0], users).any()
+
+
+def test_the_config_field_selects_the_local_step(prepared, tiny_splits):
+    state, method = prepared
+    request = build_request("random:0.02", tiny_splits.fit, 5)
+    local = UnlearnRec(replace(TINY_UNLEARN, finetune_scope="local"), encoder=method.encoder)
+    assert local.unlearn(state, request).details["finetune_scope"] == "local"
+    assert "finetune_scope" not in method.unlearn(state, request).details  # default: graph
+    wrong = UnlearnRec(replace(TINY_UNLEARN, finetune_scope="nearby"), encoder=method.encoder)
+    with pytest.raises(ValueError, match="finetune_scope"):
+        wrong.unlearn(state, request)
