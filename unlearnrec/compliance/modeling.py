@@ -198,7 +198,10 @@ def unlearn_batch(
         if len(removed)
         else (removed)
     )
-    state = ModelState(loaded.model, graph, before.valid, loaded.train_config, loaded.fit_epochs)
+    # held-out pairs after the purge: an erased person's validation pairs must not steer the new
+    # model either (early stopping of retrained shards, UnlearnRec's held-out z-score targets)
+    valid = after.valid if after is not None else before.valid
+    state = ModelState(loaded.model, graph, valid, loaded.train_config, loaded.fit_epochs)
     unlearning = prepared_method(method, params, before_folder, state)
     outcome = unlearning.unlearn(state, request_of(in_graph, before, after, kinds or set()))
     refresh = 0.0
