@@ -44,6 +44,16 @@ def make_generator(seed: int, device: torch.device | str) -> torch.Generator:
     return gen
 
 
+def sample_rows(
+    n: int, size: int, generator: torch.Generator, device: torch.device | str
+) -> torch.Tensor:
+    """Indices of a batch of ``size`` among ``n`` rows, drawn with replacement; all ``n`` rows, in
+    order, when there are no more than ``size`` (no draw from ``generator`` then)."""
+    if n <= size:
+        return torch.arange(n, device=device)
+    return torch.randint(n, (size,), generator=generator, device=device)
+
+
 def sample_negatives(
     graph: Graph, users: torch.Tensor, generator: torch.Generator, max_tries: int = 8
 ) -> torch.Tensor:

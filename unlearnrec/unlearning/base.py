@@ -81,6 +81,41 @@ class KeepsPreparation(Protocol):
         ...
 
 
+class NoPreparation:
+    """Base of the methods without offline work: their ``prepare`` costs nothing."""
+
+    def prepare(self, state: ModelState) -> float:
+        return 0.0
+
+
+def method_weight_decay(state: ModelState, override: float | None) -> float:
+    """The L2 weight of a method's loss: its own setting, else the training config's."""
+    return state.train_config.weight_decay if override is None else override
+
+
+def request_edges(request: DeletionRequest, device: torch.device) -> torch.Tensor:
+    """(R, 2) long: the request's (user, item) pairs on ``device``."""
+    edges = torch.as_tensor(np.asarray(request.edges), dtype=torch.long, device=device)
+    return edges.reshape(-1, 2)
+
+
+def endpoint_mask(graph: Graph, edges: torch.Tensor) -> torch.Tensor:
+    """(N,) bool over ``graph``'s nodes: the users and items of ``edges`` (R, 2)."""
+    mask = torch.zeros(graph.num_nodes, dtype=torch.bool, device=edges.device)
+    mask[edges[:, 0]] = True
+    mask[edges[:, 1] + graph.num_users] = True
+    return mask
+
+
+def fresh_rows(
+    model: GraphRecommender, count: int, generator: torch.Generator, device: torch.device
+) -> torch.Tensor:
+    """(count, d) layer-0 rows drawn as the model's initialisation draws them: what retrain gives
+    a node that a request leaves without edges."""
+    dim = model.embedding.shape[1]
+    return torch.randn(count, dim, generator=generator, device=device) * model.init_std
+
+
 class Stopwatch:
     """Wall-clock seconds that wait for queued GPU work, so CUDA timings are honest."""
 

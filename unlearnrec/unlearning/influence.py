@@ -52,7 +52,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -60,7 +59,16 @@ from unlearnrec.config import from_dict
 from unlearnrec.graph import Graph
 from unlearnrec.models import GraphRecommender
 from unlearnrec.training import make_generator, sample_negatives
-from unlearnrec.unlearning.base import ModelState, Stopwatch, UnlearnOutcome
+from unlearnrec.unlearning.base import (
+    ModelState,
+    NoPreparation,
+    Stopwatch,
+    UnlearnOutcome,
+    endpoint_mask,
+    fresh_rows,
+    method_weight_decay,
+    request_edges,
+)
 from unlearnrec.unlearning.requests import DeletionRequest
 
 
@@ -243,7 +251,7 @@ def _touching(
 
 
 @dataclass
-class InfluenceUnlearning:
+class InfluenceUnlearning(NoPreparation):
     """The method behind the ``UnlearningMethod`` protocol; no offline preparation."""
 
     config: InfluenceConfig = field(default_factory=InfluenceConfig)
@@ -253,26 +261,20 @@ class InfluenceUnlearning:
     def from_params(cls, values: dict[str, Any] | None) -> InfluenceUnlearning:
         return cls(config=from_dict(InfluenceConfig, values))
 
-    def prepare(self, state: ModelState) -> float:
-        return 0.0
-
     def unlearn(self, state: ModelState, request: DeletionRequest) -> UnlearnOutcome:
         cfg = self.config
         model, graph = state.model, state.graph
         device = graph.device
         nu = graph.num_users
-        wd = state.train_config.weight_decay if cfg.weight_decay is None else cfg.weight_decay
+        wd = method_weight_decay(state, cfg.weight_decay)
         hops = model.config.num_layers if cfg.hops is None else cfg.hops
         if model.name == "mf" and cfg.hops is None:
             hops = 0  # no propagation: a removed edge's loss depends on its endpoints only
         gen = make_generator(cfg.seed, device)
         with Stopwatch(device) as clock:
             graph_r = graph.without(request.edges)
-            removed = torch.as_tensor(np.asarray(request.edges), dtype=torch.long, device=device)
-            removed = removed.reshape(-1, 2)
-            touched = torch.zeros(graph.num_nodes, dtype=torch.bool, device=device)
-            touched[removed[:, 0]] = True
-            touched[removed[:, 1] + nu] = True
+            removed = request_edges(request, device)
+            touched = endpoint_mask(graph, removed)
             isolated = torch.zeros_like(touched)
             e0 = model.embedding.detach()
             e0_r = e0.clone()
@@ -286,10 +288,7 @@ class InfluenceUnlearning:
                     )
                 n_iso = int(isolated.sum())
                 if n_iso:
-                    e0_r[isolated] = (
-                        torch.randn(n_iso, e0.shape[1], generator=gen, device=device)
-                        * model.init_std
-                    )
+                    e0_r[isolated] = fresh_rows(model, n_iso, gen, device)
             region = reach(graph, touched, hops) & ~isolated
             rows = torch.nonzero(region).flatten()
             outcome_e0 = e0_r.clone()

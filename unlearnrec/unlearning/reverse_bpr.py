@@ -24,13 +24,21 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from unlearnrec.config import from_dict
-from unlearnrec.training import make_generator, model_loss, sample_negatives
-from unlearnrec.unlearning.base import ModelState, Stopwatch, UnlearnOutcome
+from unlearnrec.training import make_generator, model_loss, sample_negatives, sample_rows
+from unlearnrec.unlearning.base import (
+    ModelState,
+    NoPreparation,
+    Stopwatch,
+    UnlearnOutcome,
+    endpoint_mask,
+    fresh_rows,
+    method_weight_decay,
+    request_edges,
+)
 from unlearnrec.unlearning.requests import DeletionRequest
 
 
@@ -47,14 +55,8 @@ class ReverseBPRConfig:
     seed: int = 0
 
 
-def _rows(n: int, size: int, generator: torch.Generator, device) -> torch.Tensor:
-    if n <= size:
-        return torch.arange(n, device=device)
-    return torch.randint(n, (size,), generator=generator, device=device)
-
-
 @dataclass
-class ReverseBPR:
+class ReverseBPR(NoPreparation):
     """The method behind the ``UnlearningMethod`` protocol; no offline preparation."""
 
     config: ReverseBPRConfig = field(default_factory=ReverseBPRConfig)
@@ -64,37 +66,25 @@ class ReverseBPR:
     def from_params(cls, values: dict[str, Any] | None) -> ReverseBPR:
         return cls(config=from_dict(ReverseBPRConfig, values))
 
-    def prepare(self, state: ModelState) -> float:
-        return 0.0
-
     def unlearn(self, state: ModelState, request: DeletionRequest) -> UnlearnOutcome:
         cfg = self.config
         model, graph = state.model, state.graph
         device = graph.device
         nu = graph.num_users
-        wd = state.train_config.weight_decay if cfg.weight_decay is None else cfg.weight_decay
+        wd = method_weight_decay(state, cfg.weight_decay)
         gen = make_generator(cfg.seed, device)
         with Stopwatch(device) as clock:
             graph_r = graph.without(request.edges)
-            forget = torch.as_tensor(np.asarray(request.edges), dtype=torch.long, device=device)
-            forget = forget.reshape(-1, 2)
+            forget = request_edges(request, device)
             unlearned = copy.deepcopy(model)
             unlearned.train()
             isolated = torch.zeros(graph.num_nodes, dtype=torch.bool, device=device)
             if cfg.reset_isolated and len(forget):
-                touched = torch.zeros_like(isolated)
-                touched[forget[:, 0]] = True
-                touched[forget[:, 1] + nu] = True
-                isolated = touched & (graph_r.degrees() == 0)
+                isolated = endpoint_mask(graph, forget) & (graph_r.degrees() == 0)
                 n_iso = int(isolated.sum())
                 if n_iso:
                     with torch.no_grad():
-                        unlearned.embedding[isolated] = (
-                            torch.randn(
-                                n_iso, model.config.embedding_dim, generator=gen, device=device
-                            )
-                            * model.init_std
-                        )
+                        unlearned.embedding[isolated] = fresh_rows(model, n_iso, gen, device)
             opt = torch.optim.Adam(unlearned.parameters(), lr=cfg.lr)
             views = unlearned.make_views(graph_r, gen)
             history: list[dict[str, float]] = []
@@ -104,7 +94,7 @@ class ReverseBPR:
                 total = e0.new_zeros(())
                 parts: dict[str, float] = {}
                 if cfg.retain_weight and len(graph_r.edges):
-                    idx = _rows(len(graph_r.edges), cfg.batch_size, gen, device)
+                    idx = sample_rows(len(graph_r.edges), cfg.batch_size, gen, device)
                     users, pos = graph_r.edges[idx, 0], graph_r.edges[idx, 1]
                     neg = sample_negatives(graph_r, users, gen)
                     retain, _ = model_loss(
@@ -122,7 +112,7 @@ class ReverseBPR:
                     total = total + cfg.retain_weight * retain
                     parts["retain"] = float(retain.detach())
                 if cfg.forget_weight and len(forget):
-                    pick = forget[_rows(len(forget), cfg.forget_batch_size, gen, device)]
+                    pick = forget[sample_rows(len(forget), cfg.forget_batch_size, gen, device)]
                     fu, fi = pick[:, 0], pick[:, 1]
                     fj = sample_negatives(graph, fu, gen)  # never a forgotten item of u
                     u = final[fu]
