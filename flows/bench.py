@@ -3,8 +3,9 @@ of Prefect overhead (the same work timed as plain library calls and as flows).
 
     .venv/bin/python -m flows.bench --tickets 10000 --batch 10 --json docs/bench/workflow.json
 
-Runs on a scratch project root (``--home``, default a temporary folder) built from the bundled
-pipeline outputs (``artifacts/``, ``data/synthetic``): run ``python3 dev.py demo`` first.
+Runs on a scratch project root (``--home``, default a temporary folder) built from the pipeline's
+outputs (``artifacts/``) and a copy of its dataset (``params.yaml``'s ``data.path``, the bundled
+``data/synthetic`` on a fresh clone): run ``python3 dev.py demo`` first.
 """
 
 from __future__ import annotations
@@ -65,11 +66,24 @@ def _tickets(files, n: int, rng: np.random.Generator, prefix: str, now) -> list[
 
 
 def _fresh_home(base: Path) -> Path:
+    """A scratch project root: the pipeline's outputs, a copy of its dataset and a params.yaml
+    naming that copy (the platform's sync writes into its dataset folder: never the clone's)."""
+    import yaml
+
+    from unlearnrec.settings import pipeline_data_path
+
     home = base / f"home-{time.time_ns()}"
     (home / "artifacts").mkdir(parents=True)
     for sub in ("prepared", "base", "encoder"):
         shutil.copytree(ROOT / "artifacts" / sub, home / "artifacts" / sub)
-    shutil.copytree(ROOT / "data", home / "data")
+    source = ROOT / (pipeline_data_path(ROOT) or "data/synthetic")
+    relative = Path("data") / source.name
+    shutil.copytree(source, home / relative)
+    params_file = ROOT / "params.yaml"
+    params = yaml.safe_load(params_file.read_text()) if params_file.is_file() else {}
+    params = params or {}
+    params.setdefault("data", {})["path"] = str(relative)
+    (home / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     shutil.copytree(ROOT / "policies", home / "policies")
     os.environ["UNLEARNREC_HOME"] = str(home)
     return home
@@ -80,13 +94,13 @@ def _platform(home: Path):
     from unlearnrec.compliance.platform import Platform
     from unlearnrec.compliance.versions import current_dataset, read_dataset_version
     from unlearnrec.ledger import session_scope
-    from unlearnrec.settings import get_settings
+    from unlearnrec.settings import get_settings, pipeline_data_path
 
     platform = Platform.open(get_settings(home=home), actor="bench")
     art = home / "artifacts"
     bootstrap(
         platform,
-        data_dir=home / "data/synthetic",
+        data_dir=home / (pipeline_data_path(home) or "data/synthetic"),
         splits_path=art / "prepared/splits.npz",
         model_path=art / "base/model.pt",
         encoder_path=art / "encoder/encoder.pt",
