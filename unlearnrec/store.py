@@ -42,6 +42,34 @@ def dvc_timeout() -> float:
     return value if value > 0 else 600.0
 
 
+def run_dvc(cwd: Path, *args: str, where: str = "") -> str:
+    """``dvc ARGS`` in ``cwd`` as a subprocess of the running interpreter (``python -m dvc``),
+    without analytics, within ``dvc_timeout()``; its stdout, or ``StoreError`` with the last
+    lines of its output. ``where`` names the repository in messages (e.g. "in the project")."""
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    limit = dvc_timeout()
+    command = " ".join(["dvc", *args])
+    place = f" {where}" if where else ""
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "dvc", *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=limit,
+        )
+    except subprocess.TimeoutExpired:
+        raise StoreError(
+            f"{command} did not finish within {limit:g} s{place} (a hung remote or lock? raise "
+            "UNLEARNREC_DVC_TIMEOUT_SECONDS if the store is just slow)"
+        ) from None
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise StoreError(f"{command} failed{place}: {' | '.join(tail)}")
+    return proc.stdout
+
+
 @dataclass(frozen=True)
 class StoredVersion:
     kind: str  # "dataset" | "model"
@@ -56,26 +84,7 @@ class DvcStore:
 
     # -- plumbing -----------------------------------------------------------------------------
     def _dvc(self, *args: str) -> str:
-        env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-        limit = dvc_timeout()
-        try:
-            proc = subprocess.run(
-                [sys.executable, "-m", "dvc", *args],
-                cwd=self.root,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=limit,
-            )
-        except subprocess.TimeoutExpired:
-            raise StoreError(
-                f"dvc {' '.join(args)} did not finish within {limit:g} s (a hung remote or "
-                "lock? raise UNLEARNREC_DVC_TIMEOUT_SECONDS if the store is just slow)"
-            ) from None
-        if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            raise StoreError(f"dvc {' '.join(args)} failed: {' | '.join(tail)}")
-        return proc.stdout
+        return run_dvc(self.root, *args)
 
     def ensure(self) -> DvcStore:
         """Create the DVC repository and its default remote if they do not exist yet."""

@@ -40,8 +40,6 @@ import logging
 import os
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +62,7 @@ from unlearnrec.ledger import (
     append_event,
     session_scope,
 )
-from unlearnrec.store import StoreError, dvc_timeout
+from unlearnrec.store import run_dvc
 
 log = logging.getLogger("unlearnrec.erasure")
 
@@ -550,29 +548,6 @@ def _locked_md5s(home: Path, outs: list[str]) -> list[str]:
     return found
 
 
-def _dvc(home: Path, *args: str) -> str:
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    limit = dvc_timeout()
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "dvc", *args],
-            cwd=home,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=limit,
-        )
-    except subprocess.TimeoutExpired:
-        raise StoreError(
-            f"dvc {' '.join(args)} did not finish within {limit:g} s in the project "
-            "(UNLEARNREC_DVC_TIMEOUT_SECONDS)"
-        ) from None
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        raise StoreError(f"dvc {' '.join(args)} failed: {' | '.join(tail)}")
-    return proc.stdout
-
-
 def _tracking_file(home: Path, data: Path) -> Path | None:
     """The ``*.dvc`` file of the project root whose output contains the pipeline input."""
     for dvc_file in sorted(home.glob("*.dvc")):
@@ -678,7 +653,8 @@ def sync_pipeline(platform: Platform) -> SyncResult:
         tracking = _tracking_file(home, data)
         if tracking is not None:
             old = str(yaml.safe_load(tracking.read_text())["outs"][0]["md5"])
-            _dvc(home, "add", "-q", str(yaml.safe_load(tracking.read_text())["outs"][0]["path"]))
+            target = str(yaml.safe_load(tracking.read_text())["outs"][0]["path"])
+            run_dvc(home, "add", "-q", target, where="in the project")
             new = str(yaml.safe_load(tracking.read_text())["outs"][0]["md5"])
             if old != new:
                 keep = _dir_entries(dvc_dir / "cache", new)
