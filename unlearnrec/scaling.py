@@ -31,7 +31,7 @@ from unlearnrec.config import ModelConfig, TrainConfig
 from unlearnrec.data import synthetic
 from unlearnrec.graph import Graph
 from unlearnrec.models import build_model
-from unlearnrec.training import device_name, make_generator, model_loss, sample_negatives
+from unlearnrec.training import device_name, make_generator, train_step
 from unlearnrec.unlearning.local import unlearn_local
 from unlearnrec.unlearning.requests import DeletionRequest
 from unlearnrec.unlearning.unlearnrec import UnlearnRecConfig, _new_encoder, unlearn_request
@@ -157,21 +157,16 @@ def retrain_epoch_seconds(
     for s in range(steps):
         idx = perm[s * train.batch_size : (s + 1) * train.batch_size]
         users, pos = graph.edges[idx, 0], graph.edges[idx, 1]
-        neg = sample_negatives(graph, users, gen)
-        loss, _ = model_loss(
+        train_step(
             model,
             graph,
-            model.embedding,
+            opt,
             users,
             pos,
-            neg,
             weight_decay=train.weight_decay,
             views=None,
             generator=gen,
         )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
     seconds = time.perf_counter() - start
     return seconds * per_epoch / steps, steps, per_epoch
 

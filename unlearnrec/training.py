@@ -112,6 +112,37 @@ def model_loss(
     return total, parts
 
 
+def train_step(
+    model: GraphRecommender,
+    graph: Graph,
+    opt: torch.optim.Optimizer,
+    users: torch.Tensor,
+    pos: torch.Tensor,
+    *,
+    weight_decay: float,
+    views: Any,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """One optimiser step on a batch of ``graph``'s edges (``users``, ``pos``: (B,)), with one
+    sampled negative each; returns the batch's loss, detached."""
+    neg = sample_negatives(graph, users, generator)
+    loss, _ = model_loss(
+        model,
+        graph,
+        model.embedding,
+        users,
+        pos,
+        neg,
+        weight_decay=weight_decay,
+        views=views,
+        generator=generator,
+    )
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach()
+
+
 @dataclass
 class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -158,22 +189,17 @@ def train_model(
         for lo in range(0, len(perm), config.batch_size):
             idx = perm[lo : lo + config.batch_size]
             users, pos = graph.edges[idx, 0], graph.edges[idx, 1]
-            neg = sample_negatives(graph, users, gen)
-            loss, _ = model_loss(
+            loss = train_step(
                 model,
                 graph,
-                model.embedding,
+                opt,
                 users,
                 pos,
-                neg,
                 weight_decay=config.weight_decay,
                 views=views,
                 generator=gen,
             )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach())
+            total += float(loss)
             batches += 1
         record: dict[str, Any] = {"epoch": epoch, "loss": total / max(batches, 1)}
         if epoch % config.eval_every == 0 or epoch == config.max_epochs:
