@@ -7,12 +7,11 @@ import pytest
 import torch
 
 from unlearnrec.config import ModelConfig
-from unlearnrec.evaluation import evaluate_ranking
 from unlearnrec.experiment import build_request
 from unlearnrec.forgetting import scores
 from unlearnrec.graph import Graph
 from unlearnrec.models import build_model
-from unlearnrec.unlearning import METHODS, InfluenceConfig, InfluenceUnlearning, ModelState, Retrain
+from unlearnrec.unlearning import METHODS, InfluenceConfig, InfluenceUnlearning, ModelState
 from unlearnrec.unlearning.influence import (
     bpr_margins,
     bpr_sum,
@@ -24,6 +23,7 @@ from unlearnrec.unlearning.influence import (
 from unlearnrec.unlearning.requests import DeletionRequest
 
 from ...conftest import TINY_TRAIN
+from .conftest import recall_at_20
 
 
 def test_cg_solves_a_small_spd_system_to_tolerance():
@@ -146,20 +146,6 @@ def test_only_rows_within_the_reach_change():
     assert not bool(((wide.model.embedding - model.embedding).abs().sum(1) > 0)[[4, 5]].any())
 
 
-@pytest.fixture(scope="module")
-def random_case(tiny_base, tiny_splits):
-    model, graph, result = tiny_base
-    state = ModelState(model, graph, tiny_splits.valid, TINY_TRAIN, result.best_epoch)
-    request = build_request("random:0.05", tiny_splits.fit, 0)
-    return state, request, Retrain().unlearn(state, request)
-
-
-def _recall(outcome, splits):
-    users, items = outcome.model.final_embeddings(outcome.graph)
-    exclude = np.concatenate([outcome.graph.edges_numpy(), splits.valid])
-    return evaluate_ranking(users, items, splits.test, exclude, (20,))["recall@20"]
-
-
 def test_forgotten_scores_fall_and_utility_stays_near_retrain(random_case, tiny_splits):
     state, request, retrain = random_case
     method = METHODS["influence"]({})
@@ -174,7 +160,7 @@ def test_forgotten_scores_fall_and_utility_stays_near_retrain(random_case, tiny_
     dropped_only = scores(state.model, out.graph, request.edges).mean()
     assert after < dropped_only < before
     # stated bound: Recall@20 at least 0.95x retrain's on the tiny set
-    assert _recall(out, tiny_splits) >= 0.95 * _recall(retrain, tiny_splits)
+    assert recall_at_20(out, tiny_splits) >= 0.95 * recall_at_20(retrain, tiny_splits)
 
 
 def test_the_step_is_deterministic_given_the_seed(random_case):

@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
-from unlearnrec.evaluation import evaluate_ranking
 from unlearnrec.experiment import build_request
 from unlearnrec.forgetting import scores
-from unlearnrec.unlearning import METHODS, ModelState, Retrain, ReverseBPR, ReverseBPRConfig
+from unlearnrec.unlearning import METHODS, ModelState, ReverseBPR, ReverseBPRConfig
 
 from ...conftest import TINY_TRAIN
-
-
-@pytest.fixture(scope="module")
-def case(tiny_base, tiny_splits):
-    model, graph, result = tiny_base
-    state = ModelState(model, graph, tiny_splits.valid, TINY_TRAIN, result.best_epoch)
-    request = build_request("random:0.05", tiny_splits.fit, 0)
-    return state, request, Retrain().unlearn(state, request)
-
-
-def _recall(outcome, splits):
-    users, items = outcome.model.final_embeddings(outcome.graph)
-    exclude = np.concatenate([outcome.graph.edges_numpy(), splits.valid])
-    return evaluate_ranking(users, items, splits.test, exclude, (20,))["recall@20"]
+from .conftest import recall_at_20
 
 
 def _below_negatives(model, graph, edges, seed=0):
@@ -36,8 +21,8 @@ def _below_negatives(model, graph, edges, seed=0):
     return float((scores(model, graph, edges) < scores(model, graph, neg)).mean())
 
 
-def test_forgotten_scores_fall_and_utility_stays_near_retrain(case, tiny_splits):
-    state, request, retrain = case
+def test_forgotten_scores_fall_and_utility_stays_near_retrain(random_case, tiny_splits):
+    state, request, retrain = random_case
     method = METHODS["reverse_bpr"]({})
     assert method.prepare(state) == 0.0
     base_rows = state.model.embedding.detach().clone()
@@ -52,12 +37,12 @@ def test_forgotten_scores_fall_and_utility_stays_near_retrain(case, tiny_splits)
         state.model, out.graph, request.edges
     )
     # stated bound: Recall@20 at least 0.95x retrain's on the tiny set
-    assert _recall(out, tiny_splits) >= 0.95 * _recall(retrain, tiny_splits)
+    assert recall_at_20(out, tiny_splits) >= 0.95 * recall_at_20(retrain, tiny_splits)
     assert torch.equal(state.model.embedding, base_rows)  # the base model is left as it was
 
 
-def test_more_weight_on_the_reverse_term_pushes_further(case):
-    state, request, _ = case
+def test_more_weight_on_the_reverse_term_pushes_further(random_case):
+    state, request, _ = random_case
     weak = ReverseBPR(ReverseBPRConfig(forget_weight=0.2)).unlearn(state, request)
     strong = ReverseBPR(ReverseBPRConfig(forget_weight=5.0)).unlearn(state, request)
     s_weak = scores(weak.model, weak.graph, request.edges).mean()
@@ -65,8 +50,8 @@ def test_more_weight_on_the_reverse_term_pushes_further(case):
     assert s_strong < s_weak
 
 
-def test_deterministic_given_the_seed(case):
-    state, request, _ = case
+def test_deterministic_given_the_seed(random_case):
+    state, request, _ = random_case
     cfg = ReverseBPRConfig(steps=3)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # threaded kernels may sum floats in another order
