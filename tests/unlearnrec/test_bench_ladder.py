@@ -5,22 +5,20 @@ from __future__ import annotations
 import json
 
 from unlearnrec.cli import main
-from unlearnrec.data import generate_synthetic
-from unlearnrec.data.readers import write_lightgcn
 
 
-def test_bench_records_the_retrain_configuration_the_ladder_chose(tmp_path):
-    data = generate_synthetic(num_users=120, num_items=80, num_groups=4, mean_interactions=12)
-    write_lightgcn(data, tmp_path / "tiny")
-    (tmp_path / "params.yaml").write_text(
-        "train:\n  max_epochs: 12\n  batch_size: 512\n  eval_every: 2\n  patience: 2\n"
+def test_bench_records_the_retrain_configuration_the_ladder_chose(tmp_path, bench_on_tiny):
+    bench = bench_on_tiny(
+        "train:\n  max_epochs: 12\n  batch_size: 512\n  eval_every: 2\n  patience: 2\n",
+        num_users=120,
+        num_items=80,
+        num_groups=4,
+        mean_interactions=12,
     )
     out = tmp_path / "bench.json"
     code = main(
         [
-            "bench",
-            "--data",
-            str(tmp_path / "tiny"),
+            *bench,
             "--request",
             "random:0.02",
             "--methods",
@@ -28,10 +26,6 @@ def test_bench_records_the_retrain_configuration_the_ladder_chose(tmp_path):
             "--retrain-ladder",
             "--json",
             str(out),
-            "--device",
-            "cpu",
-            "--params",
-            str(tmp_path / "params.yaml"),
             "--set",
             "model.embedding_dim=16",
         ]

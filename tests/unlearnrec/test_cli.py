@@ -50,29 +50,26 @@ def test_the_registered_commands_keep_their_arguments():
         assert callable(parser.parse_args(command).func)
 
 
-def test_bench_writes_the_documented_json(tmp_path, capsys):
+def test_bench_writes_the_documented_json(tmp_path, capsys, bench_on_tiny):
     """`bench` trains a base model, runs each method and writes the documented record."""
-    data = generate_synthetic(
-        num_users=200, num_items=150, num_groups=4, mean_interactions=15, seed=3
+    bench = bench_on_tiny(
+        "train:\n  max_epochs: 20\n  batch_size: 1024\n",
+        num_users=200,
+        num_items=150,
+        num_groups=4,
+        mean_interactions=15,
+        seed=3,
     )
-    write_lightgcn(data, tmp_path / "tiny")
-    (tmp_path / "params.yaml").write_text("train:\n  max_epochs: 20\n  batch_size: 1024\n")
     out = tmp_path / "bench.json"
     code = main(
         [
-            "bench",
-            "--data",
-            str(tmp_path / "tiny"),
+            *bench,
             "--request",
             "random:0.02",
             "--methods",
             "retrain,unlearnrec",
             "--json",
             str(out),
-            "--device",
-            "cpu",
-            "--params",
-            str(tmp_path / "params.yaml"),
             "--set",
             "unlearnrec.pretrain_requests=3",
             "--set",
@@ -156,18 +153,21 @@ def test_bad_request_spec_and_missing_data_are_clear_errors(tmp_path, capsys):
     assert "FRACTION must be in (0, 1)" in capsys.readouterr().err
 
 
-def test_several_requests_share_one_base_and_one_encoder(tmp_path, monkeypatch):
+def test_several_requests_share_one_base_and_one_encoder(tmp_path, monkeypatch, bench_on_tiny):
     """Non-noise requests reuse the base model and the pre-trained encoder; one JSON each."""
     import unlearnrec.bench as bench
 
     calls = []
     real = bench.train_base
     monkeypatch.setattr(bench, "train_base", lambda *a, **k: calls.append(1) or real(*a, **k))
-    data = generate_synthetic(num_users=120, num_items=90, num_groups=3, mean_interactions=12)
-    write_lightgcn(data, tmp_path / "tiny")
-    (tmp_path / "params.yaml").write_text("train:\n  max_epochs: 5\n  batch_size: 1024\n")
-    common = ["bench", "--data", str(tmp_path / "tiny"), "--methods", "unlearnrec"]
-    common += ["--device", "cpu", "--params", str(tmp_path / "params.yaml")]
+    common = bench_on_tiny(
+        "train:\n  max_epochs: 5\n  batch_size: 1024\n",
+        num_users=120,
+        num_items=90,
+        num_groups=3,
+        mean_interactions=12,
+    )
+    common += ["--methods", "unlearnrec"]
     common += ["--set", "unlearnrec.pretrain_requests=2", "--set", "model.embedding_dim=8"]
     two = ["--request", "random:0.02", "--request", "users:3"]
     with pytest.raises(SystemExit, match=r"\{request\}"):
