@@ -8,17 +8,22 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from unlearnrec.cli import UsageError
 
 
-def _platform(args: argparse.Namespace, actor: str):
-    from unlearnrec.compliance.platform import Platform
+def _settings(args: argparse.Namespace):
     from unlearnrec.settings import get_settings
 
-    overrides = {"home": Path(args.home)} if getattr(args, "home", None) else {}
-    return Platform.open(get_settings(**overrides), actor=actor)
+    return get_settings(**({"home": Path(args.home)} if getattr(args, "home", None) else {}))
+
+
+def _platform(args: argparse.Namespace, actor: str):
+    from unlearnrec.compliance.platform import Platform
+
+    return Platform.open(_settings(args), actor=actor)
 
 
 def cmd_tickets_submit(args: argparse.Namespace) -> int:
@@ -221,11 +226,10 @@ def _ledger_checks(settings, cert: dict, public_key, *, default_key: bool) -> li
 
 def cmd_certificate_verify(args: argparse.Namespace) -> int:
     from unlearnrec import certificates as certs
-    from unlearnrec.settings import get_settings
 
     if not os.path.lexists(args.file):
         raise UsageError(f"certificate {args.file} not found")
-    settings = get_settings(**({"home": Path(args.home)} if args.home else {}))
+    settings = _settings(args)
     key_path = Path(args.public_key) if args.public_key else settings.public_key
     if not key_path.exists():
         raise UsageError(f"public key {key_path} not found (give --public-key)")
@@ -398,12 +402,6 @@ def cmd_audit_head(args: argparse.Namespace) -> int:
     return 0 if check.ok else 1
 
 
-def _settings(args: argparse.Namespace):
-    from unlearnrec.settings import get_settings
-
-    return get_settings(**({"home": Path(args.home)} if getattr(args, "home", None) else {}))
-
-
 def cmd_db_current(args: argparse.Namespace) -> int:
     from unlearnrec.ledger.db import LedgerUnavailable, make_engine, safe_url, schema_status
     from unlearnrec.ledger.migrations import script_directory
@@ -499,12 +497,21 @@ def cmd_db_revision(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    def home(p: argparse.ArgumentParser) -> None:
+    def finish(
+        p: argparse.ArgumentParser,
+        func: Callable[[argparse.Namespace], int],
+        *,
+        json_output: bool = False,
+    ) -> None:
+        """How a command here ends: --json where it reports, --home, the function it runs."""
+        if json_output:
+            p.add_argument("--json", action="store_true")
         p.add_argument(
             "--home",
             default=None,
             help="project root (default: UNLEARNREC_HOME or the working directory)",
         )
+        p.set_defaults(func=func)
 
     p = sub.add_parser(
         "init",
@@ -536,17 +543,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="override one parameter, e.g. --set train.max_epochs=50",
     )
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda:0")
-    p.add_argument("--json", action="store_true")
-    home(p)
-    p.set_defaults(func=cmd_init)
+    finish(p, cmd_init, json_output=True)
 
     tickets = sub.add_parser("tickets", help="submit and list deletion tickets")
     tsub = tickets.add_subparsers(dest="tickets_command", required=True, metavar="ACTION")
     p = tsub.add_parser("submit", help="record the tickets of a JSON or CSV file")
     p.add_argument("file")
-    p.add_argument("--json", action="store_true")
-    home(p)
-    p.set_defaults(func=cmd_tickets_submit)
+    finish(p, cmd_tickets_submit, json_output=True)
     p = tsub.add_parser("list", help="list tickets (subjects pseudonymised)")
     p.add_argument(
         "--status",
@@ -554,15 +557,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="only tickets in this status: received, validated, rejected, scheduled, "
         "unlearned, verified, certified, failed or escalated",
     )
-    p.add_argument("--json", action="store_true")
-    home(p)
-    p.set_defaults(func=cmd_tickets_list)
+    finish(p, cmd_tickets_list, json_output=True)
     p = tsub.add_parser("extend", help="extend a ticket's deadline, with a reason")
     p.add_argument("external_id")
     p.add_argument("--days", type=int, required=True)
     p.add_argument("--reason", required=True)
-    home(p)
-    p.set_defaults(func=cmd_tickets_extend)
+    finish(p, cmd_tickets_extend)
 
     p = tsub.add_parser(
         "correct",
@@ -574,15 +574,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--items", default=None, help="items separated by ';'")
     p.add_argument("--legal-basis", default=None)
     p.add_argument("--reason", required=True, help="why (recorded in the audit trail)")
-    home(p)
-    p.set_defaults(func=cmd_tickets_correct)
+    finish(p, cmd_tickets_correct)
 
     cert = sub.add_parser("certificate", help="list and verify certificates of erasure")
     csub = cert.add_subparsers(dest="certificate_command", required=True, metavar="ACTION")
     p = csub.add_parser("list", help="certificates with their file paths")
-    p.add_argument("--json", action="store_true")
-    home(p)
-    p.set_defaults(func=cmd_certificate_list)
+    finish(p, cmd_certificate_list, json_output=True)
     p = csub.add_parser("verify", help="check a certificate's signature and hashes")
     p.add_argument("file")
     p.add_argument("--public-key", default=None, help="PEM file (default: the platform's)")
@@ -592,29 +589,23 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="check the file and key only (a verifier without the ledger)",
     )
-    p.add_argument("--json", action="store_true")
-    home(p)
-    p.set_defaults(func=cmd_certificate_verify)
+    finish(p, cmd_certificate_verify, json_output=True)
     p = csub.add_parser(
         "register-key",
         help="pin the current signing key in the ledger (key rotation, docs/workflow.md)",
     )
-    home(p)
-    p.set_defaults(func=cmd_certificate_register_key)
+    finish(p, cmd_certificate_register_key)
 
     db = sub.add_parser("db", help="the ledger's schema: where it stands, upgrade it")
     dsub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     p = dsub.add_parser("current", help="the ledger's schema revision and this code's")
-    p.add_argument("--json", action="store_true")
-    home(p)
-    p.set_defaults(func=cmd_db_current)
+    finish(p, cmd_db_current, json_output=True)
     p = dsub.add_parser(
         "upgrade",
         help="migrate the ledger to this code's schema in place (back it up first); "
         "creates a new one at head",
     )
-    home(p)
-    p.set_defaults(func=cmd_db_upgrade)
+    finish(p, cmd_db_upgrade)
     p = dsub.add_parser(
         "revision",
         help="(developers) draft the next migration from the difference between the ledger's "
@@ -636,20 +627,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         metavar="POSITION:HASH",
         help="an exported head (`audit head`) the chain must still hold; repeatable",
     )
-    p.add_argument("--json", action="store_true")
-    home(p)
-    p.set_defaults(func=cmd_audit_verify)
+    finish(p, cmd_audit_verify, json_output=True)
     p = asub.add_parser("head", help="print POSITION:HASH of the last event, to keep elsewhere")
-    p.add_argument("--json", action="store_true")
-    home(p)
-    p.set_defaults(func=cmd_audit_head)
+    finish(p, cmd_audit_head, json_output=True)
     p = asub.add_parser(
         "check-erased",
         help="scan every copy the platform keeps for data certified tickets erased",
     )
-    p.add_argument("--json", action="store_true")
-    home(p)
-    p.set_defaults(func=cmd_audit_check_erased)
+    finish(p, cmd_audit_check_erased, json_output=True)
 
 
 if __name__ == "__main__":  # pragma: no cover
