@@ -6,6 +6,7 @@ Kept free of pydantic / SQL / Prefect imports so that it runs on the bare GPU ma
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from unlearnrec import config as cfg
 from unlearnrec.config import ModelConfig, TrainConfig, from_dict, to_dict
 from unlearnrec.evaluation import evaluate_ranking
 from unlearnrec.experiment import Splits, build_request, train_base
@@ -414,6 +416,47 @@ def _result(
     }
 
 
+# params.yaml sections that are not a method's: the pipeline's (config.Params) and its stages'
+PIPELINE_SECTIONS = ("data", "model", "train", "forgetting", "evaluate")
+
+
+def check_set_sections(items: list[str] | None) -> None:
+    """Each ``--set SECTION.KEY=VALUE`` names a pipeline section or a method of ``METHODS``: a
+    misspelt method section is a ``ValueError`` (a usage error), not a setting nobody reads."""
+    known = (*PIPELINE_SECTIONS, *METHODS)
+    for item in items or []:
+        section = item.partition("=")[0].partition(".")[0]
+        if section not in known:
+            hint = difflib.get_close_matches(section, known, n=1)
+            raise ValueError(
+                f"--set {item!r}: unknown section {section!r}"
+                + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                + f"; sections: {', '.join(known)}"
+            )
+
+
+def method_params_from(raw: dict[str, Any], train: TrainConfig) -> dict[str, dict[str, Any]]:
+    """Each method's section of the params mapping (params.yaml with ``--set`` applied), checked
+    by building the method: an unknown field or a bad value is a ``ValueError`` naming the
+    section, before any training. ``retrain``'s fields are training fields (``train``'s)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, factory in METHODS.items():
+        section = raw.get(name)
+        if section is None:
+            continue
+        if not isinstance(section, dict):
+            raise ValueError(f"params section {name!r} must be a mapping of fields")
+        try:
+            if name == "retrain":
+                cfg.replace(train, section)
+            else:
+                factory(dict(section))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"params section {name!r}: {exc}") from exc
+        out[name] = dict(section)
+    return out
+
+
 def settings_from_params(
     params: Any,
     request: str,
@@ -421,14 +464,19 @@ def settings_from_params(
     seed: int = 0,
     save_dir: str | None = None,
     rmia_references: int = 0,
+    raw: dict[str, Any] | None = None,
 ) -> BenchSettings:
-    """Bench settings from a ``config.Params`` (params.yaml)."""
+    """Bench settings from a ``config.Params`` (params.yaml) and the mapping it was parsed from
+    (``raw``, ``--set`` applied): every method's params come from the section of its name
+    (:func:`method_params_from`); without ``raw``, retrain's and UnlearnRec's from ``params``."""
+    if raw is None:
+        raw = {"retrain": params.retrain, "unlearnrec": params.unlearnrec}
     return BenchSettings(
         request=request,
         methods=methods,
         model=params.model,
         train=params.train,
-        method_params={"retrain": params.retrain, "unlearnrec": params.unlearnrec},
+        method_params=method_params_from(raw, params.train),
         forgetting=from_dict(ForgettingConfig, params.forgetting),
         seed=seed,
         save_dir=save_dir,
@@ -483,3 +531,87 @@ def format_table(result: dict[str, Any]) -> str:
                 f"{a['tpr_at_0_1pct_fpr']:10.3f}"
             )
     return "\n".join(lines)
+
+
+# -- the retrain ladder of a pipeline base model (``unlearnrec ladder``) -----------------------
+def ladder_overrides(chosen: dict[str, Any] | None, base: TrainConfig) -> dict[str, Any]:
+    """The training fields of the ladder's choice that differ from the base configuration: what
+    params.yaml's ``retrain:`` holds (empty when nothing was chosen: the base configuration)."""
+    if chosen is None:
+        return {}
+    own = to_dict(base)
+    return {k: v for k, v in chosen.items() if own.get(k) != v}
+
+
+def ladder_for_base(
+    splits: Splits,
+    base_path: str | Path,
+    device: torch.device,
+    *,
+    train: TrainConfig | None = None,
+    tolerance: float = 0.01,
+    log: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Run the retrain ladder (unlearning/ladder.py) once for the base model in ``base_path``
+    on ``splits``: the configuration it ran with (its checkpoint's, else ``train``) against
+    larger batches, a full batch and fewer validations. Returns a JSON-ready record: the base
+    model's sha256 and data hash, the ladder's rungs and choice, and ``retrain``, the fields to
+    override for the platform's and the bench's retrain."""
+    from unlearnrec.checkpoint import load_checkpoint
+    from unlearnrec.files import sha256_file
+    from unlearnrec.graph import Graph
+    from unlearnrec.unlearning.ladder import run_ladder
+
+    ckpt = load_checkpoint(base_path, device)
+    own = ckpt.meta.get("train_config") or {}
+    base_train = from_dict(TrainConfig, own) if own else (train or TrainConfig())
+    graph = Graph.from_edges(splits.fit, splits.num_users, splits.num_items, device)
+    found = run_ladder(ckpt.model, graph, splits.valid, base_train, tolerance=tolerance, log=log)
+    chosen = found.overrides if found.chosen is not None else None
+    return {
+        "base": str(base_path),
+        "base_sha256": sha256_file(Path(base_path)),
+        "data_hash": splits.data_hash,
+        "device": device_name(device),
+        "tolerance": tolerance,
+        "base_train": to_dict(base_train),
+        "ladder": found.to_dict(),
+        "retrain": ladder_overrides(chosen, base_train),
+    }
+
+
+def write_retrain_params(path: str | Path, overrides: dict[str, Any], note: str) -> None:
+    """Set the top-level ``retrain:`` section of the params file at ``path`` to ``overrides``
+    (one flow-style line with ``note`` as its comment), leaving every other line as it is (the
+    file's comments document the fields). Checked by parsing it back: every other section is
+    unchanged and ``retrain`` reads as ``overrides``."""
+    import re
+
+    import yaml
+
+    path = Path(path)
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    before = (yaml.safe_load(text) or {}) if text else {}
+    flow = yaml.safe_dump(dict(overrides), default_flow_style=True, width=10**6).strip()
+    line = f"retrain: {flow}  # {note}\n"
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, s in enumerate(lines) if re.match(r"retrain:(\s|$)", s)), None)
+    if start is None:
+        if lines and not lines[-1].endswith("\n"):
+            lines[-1] += "\n"
+        lines.append(line)
+    else:
+        end = start + 1
+        # the section's own lines: indented (block style) until the next top-level line
+        while end < len(lines) and lines[end][:1] in (" ", "\t"):
+            end += 1
+        lines[start:end] = [line]
+    new_text = "".join(lines)
+    after = yaml.safe_load(new_text) or {}
+    others = {k: v for k, v in before.items() if k != "retrain"}
+    if (
+        after.get("retrain") != dict(overrides)
+        or {k: v for k, v in after.items() if k != "retrain"} != others
+    ):
+        raise ValueError(f"{path}: could not rewrite its retrain section in place")
+    path.write_text(new_text, encoding="utf-8")

@@ -260,7 +260,13 @@ def _json_path(template: str, spec: str, several: bool) -> str:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from unlearnrec.bench import expand_methods, format_table, iter_benches, settings_from_params
+    from unlearnrec.bench import (
+        check_set_sections,
+        expand_methods,
+        format_table,
+        iter_benches,
+        settings_from_params,
+    )
     from unlearnrec.data import read_dataset
     from unlearnrec.experiment import make_splits
     from unlearnrec.pipeline import write_json
@@ -284,7 +290,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not Path(args.data).exists():
         print(f"error: --data {args.data} does not exist", file=sys.stderr)
         return 2
-    params, _ = _params(args.params, args.set)
+    try:
+        # every method's params from its section (--set sisa.shards=5): a misspelt section or
+        # field is a usage error before any training, not a setting silently ignored
+        check_set_sections(args.set)
+        params, raw = _params(args.params, args.set)
+        settings = settings_from_params(
+            params,
+            requests[0],
+            methods,
+            seed=args.seed,
+            save_dir=args.save_models,
+            rmia_references=args.rmia,
+            raw=raw,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     data = read_dataset(
         args.data,
         min_rating=params.data.min_rating,
@@ -296,14 +317,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         data = subsample_users(data, args.subsample_users, 0, args.min_item_degree)
     splits = make_splits(data, params.data.valid_fraction, params.data.seed)
-    settings = settings_from_params(
-        params,
-        requests[0],
-        methods,
-        seed=args.seed,
-        save_dir=args.save_models,
-        rmia_references=args.rmia,
-    )
     settings.retrain_ladder = args.retrain_ladder
     on_epoch, bar = _progress("base model", params.train.max_epochs)
     command = " ".join(["unlearnrec", *sys.argv[1:]])
@@ -318,6 +331,44 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(format_table(result))
             if args.json:
                 write_json(_json_path(args.json, spec, several), result)
+    return 0
+
+
+def cmd_ladder(args: argparse.Namespace) -> int:
+    from unlearnrec.bench import ladder_for_base, write_retrain_params
+    from unlearnrec.experiment import Splits
+    from unlearnrec.pipeline import write_json
+
+    for name, path in (("--splits", args.splits), ("--base", args.base)):
+        if not Path(path).exists():
+            raise UsageError(f"{name} {path} does not exist")
+    if args.write_params and not Path(args.params).exists():
+        raise UsageError(f"--write-params: params file {args.params} not found")
+    if not 0 <= args.tolerance < 1:
+        raise UsageError(f"--tolerance must be in [0, 1), got {args.tolerance}")
+    params, _ = _params(args.params)
+    record = ladder_for_base(
+        Splits.load(args.splits),
+        args.base,
+        _device(args.device),
+        train=params.train,
+        tolerance=args.tolerance,
+        log=_log,
+    )
+    record["command"] = " ".join(["unlearnrec", *sys.argv[1:]])
+    ladder = record["ladder"]
+    if ladder["chosen"] is None:
+        _log("no rung reached the base model's validation utility: retrain keeps its own config")
+    if args.json:
+        write_json(args.json, record)
+    if args.write_params:
+        note = (
+            f"ladder pick for base {record['base_sha256'][:12]} ({ladder['key']} "
+            f"{ladder['base_valid']:.4f}, target {ladder['target']:.4f})"
+        )
+        write_retrain_params(args.params, record["retrain"], note)
+        _log(f"wrote retrain: {record['retrain']} to {args.params}")
+    print(json.dumps({"retrain": record["retrain"], "chosen": ladder["chosen"]}, indent=2))
     return 0
 
 
@@ -484,6 +535,34 @@ def build_parser() -> argparse.ArgumentParser:
         "each method's result per request",
     )
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser(
+        "ladder",
+        help="find the fastest retrain configuration reaching the base model's validation "
+        "utility; --write-params makes it params.yaml's retrain (the platform's reference)",
+    )
+    # no --set: the ladder runs the base checkpoint's own training configuration
+    p.add_argument("--params", default=DEFAULT_PARAMS, help="params.yaml (default: %(default)s)")
+    p.add_argument(
+        "--device", type=device_arg, default="auto", help="auto (CUDA when present), cpu, cuda:0"
+    )
+    p.add_argument("--splits", default="artifacts/prepared/splits.npz")
+    p.add_argument("--base", default="artifacts/base/model.pt")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.01,
+        help="a rung qualifies at (1 - TOLERANCE) x the base's validation Recall@K "
+        "(default: %(default)s)",
+    )
+    p.add_argument("--json", default=None, help="write the rungs and the choice here")
+    p.add_argument(
+        "--write-params",
+        action="store_true",
+        help="set the params file's retrain: section to the choice (the fields that differ "
+        "from the base configuration; empty when no rung qualifies)",
+    )
+    p.set_defaults(func=cmd_ladder)
 
     p = sub.add_parser(
         "bench-scaling",
