@@ -8,6 +8,7 @@ is cheap (no torch): the dashboard and the ledger use it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -91,6 +92,29 @@ def pipeline_data_path(home: Path) -> str | None:
         return None
     path = (raw.get("data") or {}).get("path") if isinstance(raw, dict) else None
     return str(path) if path else None
+
+
+def pipeline_retrain_overrides(home: Path) -> dict[str, Any]:
+    """``retrain:`` of ``home/params.yaml``: the training fields the reference retrain overrides
+    (``unlearnrec ladder --write-params`` writes the fastest equal-utility configuration there);
+    empty without a params file or section. A section that is not a mapping, or a params file
+    that is not YAML, is a ``ValueError``: a reference silently trained with another
+    configuration would misstate the speed-up."""
+    params = Path(home) / "params.yaml"
+    if not params.is_file():
+        return {}
+    import yaml
+
+    try:
+        raw = yaml.safe_load(params.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{params}: not YAML ({exc})") from exc
+    section = raw.get("retrain") if isinstance(raw, dict) else None
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise ValueError(f"{params}: retrain must be a mapping of training fields")
+    return dict(section)
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -92,6 +92,7 @@ class ReferenceSummary:
     seconds: float = 0.0
     upgraded: list[str] = field(default_factory=list)  # new final certificate paths
     failed: list[int] = field(default_factory=list)  # runs whose final check failed
+    overrides: dict = field(default_factory=dict)  # training fields the reference overrode
 
 
 def retrain_reference(platform: Platform, *, device: str = "auto") -> ReferenceSummary:
@@ -99,9 +100,13 @@ def retrain_reference(platform: Platform, *, device: str = "auto") -> ReferenceS
     and the fallback when it fails), then upgrade every provisional certificate: the production
     model must forget each run's interactions as this reference does."""
     from unlearnrec.compliance.modeling import retrain_model, verify
+    from unlearnrec.settings import pipeline_retrain_overrides
 
     summary = ReferenceSummary()
     thresholds = platform.policy.verification.thresholds.model_dump()
+    # the fastest equal-utility configuration params.yaml names (``unlearnrec ladder``), read
+    # before any work: the reference and the fallback it may promote train as bench's retrain
+    overrides = pipeline_retrain_overrides(platform.settings.home)
     with session_scope(platform.engine) as session:
         ds, prod = current_dataset(session), production_model(session)
         if ds is None or prod is None:
@@ -111,8 +116,11 @@ def retrain_reference(platform: Platform, *, device: str = "auto") -> ReferenceS
             scratch_dir(platform.settings.var, "reference") as tmp,
             checkout(platform, "model", prod.dvc_md5) as f_prod,
         ):
-            ref_folder, seconds = retrain_model(files, f_prod, Path(tmp) / "ref", device=device)
+            ref_folder, seconds = retrain_model(
+                files, f_prod, Path(tmp) / "ref", device=device, overrides=overrides
+            )
             summary.seconds = seconds
+            summary.overrides = overrides
             ref = add_model_version(
                 platform,
                 session,
@@ -121,7 +129,7 @@ def retrain_reference(platform: Platform, *, device: str = "auto") -> ReferenceS
                 dataset_version_id=int(ds.id),  # type: ignore[arg-type]
                 parent_id=prod.id,
                 run_id=None,
-                metrics={"seconds": seconds},
+                metrics={"seconds": seconds, "retrain_overrides": overrides},
             )
             summary.model_version_id = ref.id
             provisional = session.exec(

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from unlearnrec import config as cfg
 from unlearnrec.checkpoint import (
     fit_epochs_of,
     load_checkpoint,
@@ -202,6 +203,9 @@ def unlearn_batch(
     # model either (early stopping of retrained shards, UnlearnRec's held-out z-score targets)
     valid = after.valid if after is not None else before.valid
     state = ModelState(loaded.model, graph, valid, loaded.train_config, loaded.fit_epochs)
+    if method == "retrain":
+        # a retrain policy trains as the reference does; the policy's own fields win
+        params = {**configured_retrain_overrides(), **params}
     unlearning = prepared_method(method, params, before_folder, state)
     outcome = unlearning.unlearn(state, request_of(in_graph, before, after, kinds or set()))
     refresh = 0.0
@@ -211,21 +215,41 @@ def unlearn_batch(
     out.mkdir(parents=True, exist_ok=True)
     if keeps:
         unlearning.save_preparation(out)
+    train_config, metrics, fit_epochs = to_dict(loaded.train_config), {}, loaded.fit_epochs
+    extra: dict[str, Any] = {}
+    if isinstance(unlearning, Retrain):
+        # a model trained from scratch: its own configuration and training length, not the
+        # lineage's (UnlearnRec replays them for the items a later request isolates)
+        train_config = outcome.details["train_config"]
+        fit_epochs = outcome.details.get("best_epoch") or fit_epochs
+        metrics = {"valid": outcome.details.get("valid", {}), "best_epoch": fit_epochs}
+        extra = retrain_record(unlearning.overrides, loaded.train_config)
     save_model_folder(
         out,
         outcome.model,
-        train_config=to_dict(loaded.train_config),
+        train_config=train_config,
         data_hash=data_hash,
-        metrics={},
+        metrics=metrics,
         extra={
+            **extra,
             "unlearned_edges": len(in_graph),
             "seconds": outcome.seconds,
-            "fit_epochs": loaded.fit_epochs,
+            "fit_epochs": fit_epochs,
         },
     )
     return UnlearnResult(
         out, outcome.seconds, refresh, len(in_graph), outcome.details, outcome.method
     )
+
+
+def configured_retrain_overrides() -> dict[str, Any]:
+    """The platform's retrain configuration: ``retrain:`` of the project's ``params.yaml`` (the
+    fastest equal-utility configuration ``unlearnrec ladder --write-params`` found for the base
+    model), so that the reference, the fallback and a ``retrain`` policy train as ``bench``'s
+    retrain does and speed-ups are against the fastest retrain, not the base model's own."""
+    from unlearnrec.settings import get_settings, pipeline_retrain_overrides
+
+    return pipeline_retrain_overrides(get_settings().home)
 
 
 def retrain_model(
@@ -237,27 +261,41 @@ def retrain_model(
     overrides: dict[str, Any] | None = None,
     data_hash: str = "",
 ) -> tuple[Path, float]:
-    """Retrain from scratch on ``files`` with the config of the model in ``template``."""
+    """Retrain from scratch on ``files`` with the config of the model in ``template``, its
+    training fields replaced by ``overrides`` (None: :func:`configured_retrain_overrides`).
+    The checkpoint records the training fields it ran with and its best epoch (what UnlearnRec
+    replays for the items a later request isolates), the overrides and the template's own."""
+    if overrides is None:
+        overrides = configured_retrain_overrides()
     dev = resolve_device(device)
     loaded = load_model_folder(template, dev)
+    cfg.replace(loaded.train_config, overrides)  # an unknown field fails before any training
     state = ModelState(loaded.model, graph_of(files, dev), files.valid, loaded.train_config)
     # An empty request: "retrain on the current graph" (the graph is already the residual one).
     start = time.perf_counter()
-    outcome = Retrain(overrides=overrides or {}).unlearn(
+    outcome = Retrain(overrides=dict(overrides)).unlearn(
         state, DeletionRequest("edges", np.zeros((0, 2), np.int64))
     )
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(
         out / "model.pt",
         outcome.model,
-        train_config=to_dict(loaded.train_config),
+        train_config=outcome.details["train_config"],
         data_hash=data_hash,
         metrics={
             "valid": outcome.details.get("valid", {}),
             "best_epoch": outcome.details.get("best_epoch"),
+            "epochs_run": outcome.details.get("epochs_run"),
+            "seconds_to_best": outcome.seconds,
         },
+        extra=retrain_record(overrides, loaded.train_config),
     )
     return out, time.perf_counter() - start
+
+
+def retrain_record(overrides: dict[str, Any], template: TrainConfig) -> dict[str, Any]:
+    """What a retrained checkpoint keeps of how it was configured."""
+    return {"retrain_overrides": dict(overrides), "template_train_config": to_dict(template)}
 
 
 def attach_preparation(

@@ -1,0 +1,203 @@
+"""The platform's retrains train with params.yaml's ``retrain:`` (the fastest equal-utility
+configuration ``unlearnrec ladder --write-params`` found): the scheduled reference, the fallback
+a failed verification promotes, and a ``retrain`` policy's model; each checkpoint records the
+configuration it ran with and its best epoch."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+from sqlmodel import select
+
+from unlearnrec.bench import write_retrain_params
+from unlearnrec.checkpoint import fit_epochs_of, read_checkpoint_meta
+from unlearnrec.cli import main
+from unlearnrec.compliance.dataset import DatasetFiles
+from unlearnrec.compliance.ingest import ingest_inbox
+from unlearnrec.compliance.lifecycle import retrain_reference
+from unlearnrec.compliance.modeling import retrain_model
+from unlearnrec.compliance.versions import checkout
+from unlearnrec.experiment import Splits
+from unlearnrec.ledger import ModelVersion, UnlearningRun, session_scope, utcnow
+
+from .conftest import make_home
+from .test_workflow import VALID, _open_and_fill, _tickets, process_once
+
+ROOT = Path(__file__).resolve().parents[3]
+FAST = {"batch_size": 2048, "lr": 0.02}  # the tiny base trains at batch 1024, lr 0.01
+
+
+def _meta(platform, version: ModelVersion) -> dict:
+    with checkout(platform, "model", version.dvc_md5) as folder:
+        return read_checkpoint_meta(folder / "model.pt")
+
+
+def _assert_trained_with(meta: dict, overrides: dict) -> None:
+    for key, value in overrides.items():
+        assert meta["train_config"][key] == value
+    assert meta["extra"]["retrain_overrides"] == overrides
+    assert meta["extra"]["template_train_config"]["batch_size"] == 1024  # the base's own
+    assert fit_epochs_of(meta) and meta["metrics"]["best_epoch"] == fit_epochs_of(meta)
+
+
+def _write_retrain(home: Path, overrides: dict) -> None:
+    (home / "params.yaml").write_text(
+        f"train:\n  batch_size: 1024\nretrain: {json.dumps(overrides)}\n"
+    )
+
+
+def test_the_scheduled_reference_trains_with_the_configured_retrain(
+    tiny_artifacts, tmp_path, monkeypatch
+):
+    home = make_home(tiny_artifacts, tmp_path / "home", monkeypatch)
+    _write_retrain(home, FAST)
+    platform = _open_and_fill(home)
+    summary = retrain_reference(platform, device="cpu")
+    assert summary.overrides == FAST
+    with session_scope(platform.engine) as session:
+        ref = session.exec(select(ModelVersion).where(ModelVersion.kind == "reference")).one()
+    assert ref.metrics["retrain_overrides"] == FAST
+    _assert_trained_with(_meta(platform, ref), FAST)
+
+
+def test_the_fallback_retrain_trains_with_the_configured_retrain(
+    tiny_artifacts, tmp_path, monkeypatch
+):
+    """A verification that fails (forced here) promotes a full retrain: process.py's fallback
+    calls ``retrain_model`` without overrides, which reads the platform's params.yaml."""
+    import unlearnrec.compliance.modeling as modeling
+
+    home = make_home(tiny_artifacts, tmp_path / "home", monkeypatch)
+    _write_retrain(home, FAST)
+    platform = _open_and_fill(home)
+    monkeypatch.setattr(
+        modeling,
+        "verify",
+        lambda **_: {"mode": "provisional", "passed": False, "reasons": ["forced to fail"]},
+    )
+    ingest_inbox(platform, now=utcnow())
+    process_once()
+    with session_scope(platform.engine) as session:
+        run = session.exec(select(UnlearningRun)).one()
+        production = session.get(ModelVersion, run.model_after_id)
+    assert run.verification["fallback"] == "retrain" and production.kind == "retrain"
+    assert {k for k, t in _tickets(platform).items() if t.status == "certified"} == VALID
+    _assert_trained_with(_meta(platform, production), FAST)
+
+
+def test_a_retrain_policy_trains_with_the_configured_retrain(tiny_artifacts, tmp_path, monkeypatch):
+    home = make_home(tiny_artifacts, tmp_path / "home", monkeypatch, method="retrain", params={})
+    _write_retrain(home, FAST)
+    platform = _open_and_fill(home)
+    ingest_inbox(platform, now=utcnow())
+    process_once()
+    with session_scope(platform.engine) as session:
+        run = session.exec(select(UnlearningRun)).one()
+        production = session.get(ModelVersion, run.model_after_id)
+    assert run.method == "retrain" and production.kind == "retrain"
+    _assert_trained_with(_meta(platform, production), FAST)
+
+
+def _files(splits: Splits) -> DatasetFiles:
+    users = [str(u) for u in range(splits.num_users)]
+    items = [str(i) for i in range(splits.num_items)]
+    return DatasetFiles(
+        splits.num_users, splits.num_items, splits.fit, splits.valid, splits.test, users, items
+    )
+
+
+def test_the_ladder_command_writes_the_retrain_the_platform_then_uses(
+    tiny_artifacts, tmp_path, monkeypatch, capsys
+):
+    home = tmp_path / "home"
+    shutil.copytree(tiny_artifacts, home)
+    monkeypatch.setenv("UNLEARNREC_HOME", str(home))
+    params = home / "params.yaml"
+    params.write_text((ROOT / "params.yaml").read_text())
+    art = home / "artifacts"
+    code = main(
+        [
+            "ladder",
+            "--splits",
+            str(art / "prepared" / "splits.npz"),
+            "--base",
+            str(art / "base" / "model.pt"),
+            "--params",
+            str(params),
+            "--write-params",
+            "--json",
+            str(tmp_path / "ladder.json"),
+            "--device",
+            "cpu",
+        ]
+    )
+    assert code == 0
+    record = json.loads((tmp_path / "ladder.json").read_text())
+    ladder = record["ladder"]
+    assert len(ladder["rungs"]) == 5
+    assert record["base_train"]["batch_size"] == 1024  # the checkpoint's own configuration
+    if ladder["chosen"] is not None:
+        chosen = ladder["rungs"][ladder["chosen"]]
+        assert chosen["meets"] and chosen["valid"] >= ladder["target"]
+        # params.yaml holds the fields of the choice that differ from the base's
+        assert {**record["base_train"], **record["retrain"]} == chosen["train"]
+    else:
+        assert record["retrain"] == {}
+    assert json.loads(capsys.readouterr().out)["retrain"] == record["retrain"]
+    written = yaml.safe_load(params.read_text())
+    original = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert written["retrain"] == record["retrain"]
+    assert {k: v for k, v in written.items() if k != "retrain"} == {
+        k: v for k, v in original.items() if k != "retrain"
+    }
+    # the platform's retrain (no overrides given) reads them from the home's params.yaml
+    ref, _ = retrain_model(
+        _files(Splits.load(art / "prepared" / "splits.npz")),
+        art / "base",
+        tmp_path / "ref",
+        device="cpu",
+    )
+    meta = read_checkpoint_meta(ref / "model.pt")
+    assert meta["extra"]["retrain_overrides"] == record["retrain"]
+    assert meta["train_config"] == {**record["base_train"], **record["retrain"]}
+
+
+def test_write_retrain_params_keeps_every_other_line(tmp_path):
+    params = tmp_path / "params.yaml"
+    text = (ROOT / "params.yaml").read_text()
+    params.write_text(text)
+    write_retrain_params(params, FAST, "a note")
+    new = params.read_text()
+    line = next(s for s in new.splitlines() if s.startswith("retrain:"))
+    assert line == "retrain: {batch_size: 2048, lr: 0.02}  # a note"
+    # every other line, comments included, as it was
+    assert [s for s in new.splitlines() if s != line] == [
+        s for s in text.splitlines() if not s.startswith("retrain:")
+    ]
+    # a block-style section is replaced whole; a file without one gets it appended
+    params.write_text("train:\n  lr: 0.1\nretrain:\n  batch_size: 4\n  lr: 0.2\nmodel: {}\n")
+    write_retrain_params(params, {}, "base")
+    assert yaml.safe_load(params.read_text()) == {"train": {"lr": 0.1}, "retrain": {}, "model": {}}
+    params.write_text("train:\n  lr: 0.1")
+    write_retrain_params(params, {"lr": 0.3}, "x")
+    assert yaml.safe_load(params.read_text()) == {"train": {"lr": 0.1}, "retrain": {"lr": 0.3}}
+
+
+def test_ladder_usage_errors_exit_2_before_any_work(tmp_path, capsys):
+    params = tmp_path / "params.yaml"
+    params.write_text("retrain: {}\n")
+    for argv, message in (
+        (["--splits", str(tmp_path / "none.npz")], "--splits"),
+        (["--splits", str(params), "--base", str(tmp_path / "none.pt")], "--base"),
+        (["--splits", str(params), "--base", str(params), "--tolerance", "1.5"], "--tolerance"),
+    ):
+        try:
+            code = main(["ladder", "--params", str(params), *argv])
+        except SystemExit as exc:
+            code = exc.code
+        assert code == 2
+        assert message in capsys.readouterr().err
+    assert params.read_text() == "retrain: {}\n"
