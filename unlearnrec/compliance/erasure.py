@@ -236,10 +236,8 @@ def _scan_dataset(
         )
 
 
-def local_remotes(dvc_dir: Path) -> list[Path]:
-    """The local (filesystem) remotes a DVC repository's config names (``.dvc/config`` and
-    ``config.local``); URLs with a scheme (s3://, ssh://) are skipped: the platform cannot reach
-    into them here, their own retention applies (see docs/workflow.md)."""
+def _dvc_config(dvc_dir: Path) -> list[configparser.ConfigParser]:
+    """``.dvc/config`` then ``config.local`` (which overrides it), those that parse."""
     out = []
     for name in ("config", "config.local"):
         path = dvc_dir / name
@@ -250,21 +248,49 @@ def local_remotes(dvc_dir: Path) -> list[Path]:
             parser.read_string(path.read_text())
         except (configparser.Error, OSError):
             continue
+        out.append(parser)
+    return out
+
+
+def _config_path(dvc_dir: Path, value: str) -> Path:
+    """A path in DVC's config: relative ones are relative to the ``.dvc`` folder."""
+    path = Path(value)
+    return path if path.is_absolute() else (dvc_dir / path).resolve()
+
+
+def local_remotes(dvc_dir: Path) -> list[Path]:
+    """The local (filesystem) remotes a DVC repository's config names (``.dvc/config`` and
+    ``config.local``; the project's is ``.dvc-storage/``); URLs with a scheme (s3://, ssh://)
+    are skipped: the platform cannot reach into them here, their own retention applies (see
+    docs/workflow.md)."""
+    out = []
+    for parser in _dvc_config(dvc_dir):
         for section in parser.sections():
             if not section.strip("'\"").startswith("remote"):
                 continue
             url = parser.get(section, "url", fallback="")
-            if not url or "://" in url:
-                continue
-            remote = Path(url)
-            out.append(remote if remote.is_absolute() else (dvc_dir / remote).resolve())
+            if url and "://" not in url:
+                out.append(_config_path(dvc_dir, url))
     return sorted(set(out))
 
 
+def cache_dir(dvc_dir: Path) -> Path:
+    """The repository's DVC cache: ``.dvc/cache`` unless the config moves it (``cache.dir``)."""
+    found = dvc_dir / "cache"
+    for parser in _dvc_config(dvc_dir):
+        value = parser.get("cache", "dir", fallback="") if parser.has_section("cache") else ""
+        if value and "://" not in value:
+            found = _config_path(dvc_dir, value)
+    return found
+
+
+def dvc_roots(dvc_dir: Path) -> list[Path]:
+    """Every local place a DVC repository keeps objects: its cache, then its local remotes."""
+    return [cache_dir(dvc_dir), *local_remotes(dvc_dir)]
+
+
 def _store_roots(platform: Platform) -> list[Path]:
-    roots = [platform.store.root / ".dvc" / "cache"]
-    roots += local_remotes(platform.store.root / ".dvc")
-    return roots
+    return dvc_roots(platform.store.root / ".dvc")
 
 
 def _needed(session: Session) -> tuple[set[int], set[int]]:
@@ -370,7 +396,7 @@ def _check_pipeline(platform: Platform, report: ErasureReport, erased: Erased, t
     purged = set(marker.get("purged_objects", []))
     roots = []
     if (home / ".dvc").is_dir():
-        roots = [home / ".dvc" / "cache", *local_remotes(home / ".dvc")]
+        roots = dvc_roots(home / ".dvc")
     for root in roots:
         for md5, obj in _dir_objects(root):
             for sub, files in _datasets_from_dir_object(root, obj, tmp):
@@ -408,18 +434,59 @@ def _is_npz(path: Path) -> bool:
         return False
 
 
-def _scan_splits(report, where, path, user_ids, item_ids, erased, pseudonymise, hold) -> None:
+def _erased_in_splits(path: Path, user_ids, item_ids, erased: Erased, pseudonymise) -> int | None:
+    """Erased pairs in a splits file (``fit``/``valid``/``test``, internal ids), None when
+    ``path`` is not one (a model archive, any other file)."""
     try:
         with np.load(path, allow_pickle=False) as z:
             if not {"fit", "valid", "test"} <= set(z.files):
-                return
+                return None
             pairs = np.concatenate([z["fit"], z["valid"], z["test"]])
-    except Exception:  # a model archive or anything else that is not a splits file
+    except Exception:
+        return None
+    return erased_pairs_in(user_ids, item_ids, pairs, erased, pseudonymise)[0]
+
+
+def _scan_splits(report, where, path, user_ids, item_ids, erased, pseudonymise, hold) -> None:
+    n = _erased_in_splits(path, user_ids, item_ids, erased, pseudonymise)
+    if n is None:
         return
     report.scanned += 1
-    n, _ = erased_pairs_in(user_ids, item_ids, pairs, erased, pseudonymise)
     if n:
         report.findings.append(Finding(where, f"{n} erased pair(s) (internal ids)", hold))
+
+
+def objects_holding_erased(
+    roots: list[Path], erased: Erased, files: DatasetFiles, pseudonymise, tmp: Path
+) -> set[str]:
+    """The md5s of every DVC object in ``roots`` (a cache, remotes) that holds erased data: a
+    dataset (its ``.dir`` object and every file it lists) with an erased pair or an erased
+    user's raw id, and a splits file with an erased pair (read with ``files``' id maps: internal
+    ids stay stable across versions). Any version counts, not only the one the project's
+    ``.dvc`` file recorded last: an older one pushed earlier is as much a copy. A file another
+    folder version also lists (one without erased data) is left: deleting it would break that
+    version."""
+    found: set[str] = set()
+    shared: set[str] = set()  # the files of folder versions that hold no erased data
+    for n, root in enumerate(roots):
+        for md5, obj in _dir_objects(root):
+            holds = False
+            for _, dataset in _datasets_from_dir_object(root, obj, tmp / str(n)):
+                pairs, raw = erased_pairs_in(
+                    dataset.user_ids, dataset.item_ids, dataset.all_pairs(), erased, pseudonymise
+                )
+                holds = holds or bool(pairs or raw)
+            if holds:
+                found |= _dir_entries(root, md5)
+            else:
+                shared |= _dir_entries(root, md5) - {md5}
+        if _dvc_objects(root).is_dir():
+            for obj in sorted(_dvc_objects(root).glob("*/*")):
+                if obj.suffix == ".dir" or not _is_npz(obj):
+                    continue
+                if _erased_in_splits(obj, files.user_ids, files.item_ids, erased, pseudonymise):
+                    found.add(obj.parent.name + obj.name)
+    return found - shared
 
 
 def _check_processed(platform: Platform, report: ErasureReport) -> None:
@@ -649,20 +716,26 @@ def sync_pipeline(platform: Platform) -> SyncResult:
             stale_files.add(sha)
     dvc_dir = home / ".dvc"
     if dvc_dir.is_dir():
-        roots = [dvc_dir / "cache", *local_remotes(dvc_dir)]
+        roots = dvc_roots(dvc_dir)
+        keep: set[str] = set()
         tracking = _tracking_file(home, data)
         if tracking is not None:
             old = str(yaml.safe_load(tracking.read_text())["outs"][0]["md5"])
             target = str(yaml.safe_load(tracking.read_text())["outs"][0]["path"])
             run_dvc(home, "add", "-q", target, where="in the project")
             new = str(yaml.safe_load(tracking.read_text())["outs"][0]["md5"])
+            keep = _dir_entries(roots[0], new)
             if old != new:
-                keep = _dir_entries(dvc_dir / "cache", new)
                 for root in roots:
                     stale |= _dir_entries(root, old) - keep
         for md5 in _locked_md5s(home, outs):
             for root in roots:
                 stale |= _dir_entries(root, md5)
+        # Older versions of the input (pushed before the one the .dvc file recorded last) and
+        # splits computed from them: found by their content, in the cache and every local
+        # remote (the project's .dvc-storage/ included).
+        with scratch_dir(platform.settings.var, "pipeline-objects") as tmp:
+            stale |= objects_holding_erased(roots, erased, files, platform.pseudonymise, tmp) - keep
         result.purged_objects = _delete_objects(roots, stale)
     for out in outs:
         path = home / out

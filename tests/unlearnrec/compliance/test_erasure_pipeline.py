@@ -1,0 +1,163 @@
+"""One data world on a project laid out as the repository is: the pipeline reads the dataset
+``params.yaml``'s ``data.path`` names (here ``data/own``, not the bundled one), DVC pushes to the
+repository's own remote (``.dvc/config``: ``.dvc-storage/`` in the clone). After a certified
+erasure and its final check:
+
+- no version of the input in the cache or in ``.dvc-storage/`` holds the erased people, an
+  older version pushed before the one ``data.dvc`` recorded last included;
+- ``dvc repro`` (its ``prepare`` stage, the one that reads the data; the later stages read only
+  its ``splits.npz``) computes the splits from the erased-free input: the erased pairs do not
+  come back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from sqlmodel import select
+
+from unlearnrec.compliance.erasure import (
+    check_erased,
+    erased_by_certified,
+    erased_pairs_in,
+    local_remotes,
+)
+from unlearnrec.compliance.ingest import ingest_inbox
+from unlearnrec.compliance.lifecycle import apply_retention, bootstrap, retrain_reference
+from unlearnrec.compliance.platform import Platform
+from unlearnrec.compliance.samples import write_sample_inbox
+from unlearnrec.compliance.versions import current_dataset, read_dataset_version
+from unlearnrec.ledger import Ticket, session_scope, utcnow
+
+from .conftest import make_home
+from .test_workflow import process_once
+
+ROOT = Path(__file__).resolve().parents[3]
+DATA = "data/own"
+
+
+def _dvc(home: Path, *args: str) -> None:
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "dvc", *args],
+        cwd=home,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, f"dvc {' '.join(args)}: {proc.stderr or proc.stdout}"
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+
+
+def _objects(root: Path) -> set[str]:
+    return {p.parent.name + p.name for p in (root / "files" / "md5").glob("*/*")}
+
+
+def _tracked_md5(home: Path) -> str:
+    return str(yaml.safe_load((home / "data.dvc").read_text())["outs"][0]["md5"])
+
+
+def _pipeline(home: Path) -> None:
+    """The repository's params.yaml (``data.path`` changed) and its ``prepare`` stage, with
+    the code dependencies a scratch project does not hold left out."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"]["path"] = DATA
+    (home / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["prepare"]
+    stage["deps"] = [d for d in stage["deps"] if str(d).startswith("${")]
+    assert stage["deps"] == ["${data.path}"]
+    (home / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"prepare": stage}}))
+
+
+@pytest.fixture()
+def erased_project(tiny_artifacts, tmp_path, monkeypatch):
+    home = make_home(tiny_artifacts, tmp_path / "home", monkeypatch)
+    (home / "data" / "synthetic").rename(home / DATA)
+    _pipeline(home)
+    _dvc(home, "init", "--no-scm", "-q")
+    shutil.copyfile(ROOT / ".dvc" / "config", home / ".dvc" / "config")  # the clone's remote
+    _dvc(home, "config", "core.no_scm", "true")  # a scratch project is no git repository
+    storage = home / ".dvc-storage"
+    assert local_remotes(home / ".dvc") == [storage]
+    # Version A of the input, pushed; then version B (the same people, other bytes), pushed
+    # and recorded by data.dvc: the remote keeps both.
+    _dvc(home, "add", "-q", "data")
+    _dvc(home, "push", "-q")
+    version_a = {_tracked_md5(home), _md5(home / DATA / "train.txt")}
+    train = home / DATA / "train.txt"
+    train.write_text(train.read_text() + "\n")
+    _dvc(home, "add", "-q", "data")
+    _dvc(home, "push", "-q")
+    assert version_a <= _objects(storage) and _tracked_md5(home) not in version_a
+
+    platform = Platform.open()
+    assert platform.settings.data == home / DATA
+    art = home / "artifacts"
+    bootstrap(
+        platform,
+        data_dir=home / DATA,
+        splits_path=art / "prepared" / "splits.npz",
+        model_path=art / "base" / "model.pt",
+        encoder_path=art / "encoder" / "encoder.pt",
+    )
+    with session_scope(platform.engine) as session:
+        files = read_dataset_version(platform, current_dataset(session))
+    write_sample_inbox(platform.settings.inbox, files, now=utcnow())
+    ingest_inbox(platform, now=utcnow())
+    process_once()
+    retrain_reference(platform, device="cpu")  # the final check
+    apply_retention(platform)
+    with session_scope(platform.engine) as session:
+        assert any(t.status == "certified" for t in session.exec(select(Ticket)))
+    return platform, home, storage, version_a
+
+
+def test_no_version_in_the_project_remote_keeps_erased_data(erased_project):
+    platform, home, storage, version_a = erased_project
+    report = check_erased(platform)
+    assert report.ok, report.lines()
+    # Version A (never the one data.dvc recorded at the sync) left the remote and the cache.
+    assert not version_a & _objects(storage)
+    assert not version_a & _objects(home / ".dvc" / "cache")
+    # The version data.dvc records now is the platform's current one, in the cache.
+    assert _tracked_md5(home) in _objects(home / ".dvc" / "cache")
+
+
+def test_dvc_repro_after_an_erasure_does_not_bring_the_erased_pairs_back(
+    erased_project, tiny_artifacts
+):
+    platform, home, _, _ = erased_project
+    splits = home / "artifacts" / "prepared" / "splits.npz"
+    assert not splits.exists()  # computed from the old input: removed by the purge
+    with session_scope(platform.engine) as session:
+        erased = erased_by_certified(session)
+        files = read_dataset_version(platform, current_dataset(session))
+
+    def erased_pairs(path: Path) -> int:
+        with np.load(path) as z:
+            pairs = np.concatenate([z["fit"], z["valid"], z["test"]])
+        ps = platform.pseudonymise
+        return erased_pairs_in(files.user_ids, files.item_ids, pairs, erased, ps)[0]
+
+    # The splits the pipeline computed before the erasure held the erased pairs.
+    assert erased_pairs(tiny_artifacts / "artifacts" / "prepared" / "splits.npz") > 0
+    _dvc(home, "repro", "prepare")
+    assert splits.is_file()
+    assert erased_pairs(splits) == 0
+    with np.load(splits) as z:
+        repro_pairs = sum(len(z[k]) for k in ("fit", "valid", "test"))
+    assert repro_pairs == len(files.all_pairs())  # the platform's current dataset, all of it
+    assert check_erased(platform).ok
