@@ -3,9 +3,10 @@
 The platform keeps interactions in more places than its current dataset version:
 
 - the DVC store (``var/store``): every pinned dataset version, its cache and its remote;
-- the DVC pipeline's input (``data/synthetic``, tracked by ``data.dvc``), the project's DVC cache
-  (``.dvc/cache``) and the project's local remotes, and the pipeline's outputs computed from
-  that input (``artifacts/prepared/splits.npz``, the base model and its encoder);
+- the DVC pipeline's input (``params.yaml``'s ``data.path``, ``data/synthetic`` by default,
+  tracked by ``data.dvc``), the project's DVC cache and its local remotes (``.dvc-storage/``),
+  and the pipeline's outputs computed from that input (``artifacts/prepared/splits.npz``, the
+  base model and its encoder);
 - the ticket files in ``inbox/processed/`` (raw subject ids);
 - model versions trained on, or derived from, data that held erased pairs.
 
@@ -16,12 +17,14 @@ After a certified erasure:
   erased user's id arriving again in a later import is recognised by its pseudonym;
 - ``sync_pipeline`` makes the pipeline's input the platform's current dataset version (``dvc
   repro`` then trains on it), removes the pipeline outputs computed from the old input, and
-  deletes the old input's and outputs' objects from the project's DVC cache and local remotes;
+  deletes the old input's and outputs' objects, and any other version of the input or splits
+  holding erased data, from the project's DVC cache and local remotes;
   an input changed outside the platform (a new import) is not overwritten: erased users found in
   it are *flagged* (``erasure.reappeared``), never silently re-added;
 - ``purge_processed_files`` deletes processed ticket files once none of their tickets is open
   (the ledger keeps the record: pseudonym, counts and hashes);
 - ``lifecycle.apply_retention`` purges old dataset versions and superseded models;
+  ``record_purged_models`` marks a model row ``purged`` once the store no longer holds its files;
 - ``check_erased`` scans every copy above for an erased pair (or an erased user's raw id) and
   reports each one; ``unlearnrec audit check-erased`` exits non-zero when one is found.
 
@@ -61,6 +64,7 @@ from unlearnrec.ledger import (
     UnlearningRun,
     append_event,
     session_scope,
+    utcnow,
 )
 from unlearnrec.store import run_dvc
 
@@ -563,6 +567,41 @@ def purge_processed_files(platform: Platform) -> list[str]:
     return deleted
 
 
+# -- purged model versions ----------------------------------------------------------------------
+PURGE_RECORDED = "model.purged"
+
+
+def record_purged_models(platform: Platform) -> list[int]:
+    """Mark the model versions whose files the store no longer holds (unpinned, no object in its
+    cache or local remotes) as purged, with a ``model.purged`` event each;
+    returns their ids. The store is looked at, not the purge request: a row says purged only
+    once its bytes are gone. (A remote with a scheme, s3:// or ssh://, is not looked into:
+    ``dvc gc --cloud`` purged it with the cache.)"""
+    pinned = set(platform.store.pinned())
+    roots = _store_roots(platform)
+    marked: list[int] = []
+    with session_scope(platform.engine) as session:
+        now = utcnow()
+        rows = session.exec(select(ModelVersion).where(col(ModelVersion.purged).is_(False)))
+        for m in rows:
+            if not m.dvc_md5 or f"model-{m.dvc_md5.removesuffix('.dir')}" in pinned:
+                continue
+            if any(_object(root, m.dvc_md5).exists() for root in roots):
+                continue
+            m.purged, m.purged_at = True, now
+            session.add(m)
+            append_event(
+                session,
+                actor=platform.actor,
+                action=PURGE_RECORDED,
+                entity="model",
+                entity_id=m.id,
+                data={"kind": m.kind, "dvc_md5": m.dvc_md5},
+            )
+            marked.append(int(m.id))  # type: ignore[arg-type]
+    return marked
+
+
 # -- one data world: the pipeline's input is the platform's current dataset -------------------
 def _read_marker(platform: Platform) -> dict:
     path = platform.settings.var / SYNC_MARKER
@@ -663,7 +702,11 @@ def sync_pipeline(platform: Platform) -> SyncResult:
     changed it; remove the pipeline outputs computed from the old input; delete the old input's
     and outputs' objects from the project's DVC cache and local remotes (``dvc add`` records the
     new input in its ``.dvc`` file). An input changed outside the platform since the last sync
-    (a new import) is left as it is: erased users found in it are flagged, not re-added."""
+    (a new import) is left as it is: erased users found in it are flagged, not re-added.
+
+    ``apply_retention`` calls it right after the store's purge, so it first records on their
+    rows the model versions that purge took (``record_purged_models``)."""
+    record_purged_models(platform)
     if not platform.policy.retention.purge_erased_versions:
         return SyncResult("held")
     home, data = platform.settings.home, platform.settings.data

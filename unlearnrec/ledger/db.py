@@ -141,7 +141,10 @@ def _unversioned_revision(conn: Connection) -> str | None:
         names = {fk.get("name") for fk in inspector.get_foreign_keys("datasetversion")}
         # (SQLite's foreign keys are unnamed: its ledgers read as 0001, 0002 is a no-op there)
         return "0002" if "fk_datasetversion_run" in names else "0001"
-    return "0004" if "lease" in tables else "0003"
+    if "lease" not in tables:
+        return "0003"
+    model_columns = {c["name"] for c in inspector.get_columns("modelversion")}
+    return "0005" if "purged" in model_columns else "0004"
 
 
 def _create(conn: Connection) -> None:

@@ -136,6 +136,11 @@ class ModelVersion(SQLModel, table=True):
         ),
     )
     metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # True once its files are gone from the store's DVC cache and local remotes (retention:
+    # superseded, failed verification, or trained on data later erased); the row stays as
+    # the record of what served and when.
+    purged: bool = False
+    purged_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -253,6 +253,8 @@ def _version_problems(
                 problems += _differs(
                     name, column, getattr(m, column), announced[0].data[key], "its announcement"
                 )
+        purged = any(e.action == "model.purged" for e in events)
+        problems += _differs(name, "purged", bool(m.purged), purged, "the retention events")
     return problems
 
 

@@ -7,7 +7,9 @@ erasure and its final check:
   older version pushed before the one ``data.dvc`` recorded last included;
 - ``dvc repro`` (its ``prepare`` stage, the one that reads the data; the later stages read only
   its ``splits.npz``) computes the splits from the erased-free input: the erased pairs do not
-  come back.
+  come back;
+- the model versions retention took out of the store say so on their rows (``purged``), as the
+  audit trail does.
 """
 
 from __future__ import annotations
@@ -22,20 +24,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from sqlalchemy import text as sql
 from sqlmodel import select
 
 from unlearnrec.compliance.erasure import (
+    PURGE_RECORDED,
     check_erased,
     erased_by_certified,
     erased_pairs_in,
     local_remotes,
+    record_purged_models,
 )
 from unlearnrec.compliance.ingest import ingest_inbox
 from unlearnrec.compliance.lifecycle import apply_retention, bootstrap, retrain_reference
 from unlearnrec.compliance.platform import Platform
 from unlearnrec.compliance.samples import write_sample_inbox
-from unlearnrec.compliance.versions import current_dataset, read_dataset_version
-from unlearnrec.ledger import Ticket, session_scope, utcnow
+from unlearnrec.compliance.versions import (
+    current_dataset,
+    production_model,
+    read_dataset_version,
+)
+from unlearnrec.ledger import AuditEvent, ModelVersion, Ticket, session_scope, utcnow
+from unlearnrec.ledger.replay import replay_rows
 
 from .conftest import make_home
 from .test_workflow import process_once
@@ -134,6 +144,33 @@ def test_no_version_in_the_project_remote_keeps_erased_data(erased_project):
     assert not version_a & _objects(home / ".dvc" / "cache")
     # The version data.dvc records now is the platform's current one, in the cache.
     assert _tracked_md5(home) in _objects(home / ".dvc" / "cache")
+
+
+def test_model_rows_record_which_versions_left_the_store(erased_project):
+    platform, *_ = erased_project
+    pinned = set(platform.store.pinned())
+    with session_scope(platform.engine) as session:
+        models = list(session.exec(select(ModelVersion)))
+        recorded = {
+            int(e.entity_id)
+            for e in session.exec(select(AuditEvent).where(AuditEvent.action == PURGE_RECORDED))
+        }
+        prod = production_model(session)
+    purged = [m for m in models if m.purged]
+    assert any(m.kind == "base" for m in purged)  # trained on the data before the erasure
+    assert prod is not None and not prod.purged
+    for m in models:
+        name = f"model-{m.dvc_md5.removesuffix('.dir')}"
+        assert m.purged == (name not in pinned), m
+        assert (m.purged_at is not None) == m.purged
+    assert recorded == {m.id for m in purged}
+    assert record_purged_models(platform) == []  # recorded once
+    with session_scope(platform.engine) as session:
+        assert replay_rows(session) == []
+    with platform.engine.begin() as conn:  # a row edited directly is named by the replay
+        conn.execute(sql("UPDATE modelversion SET purged = 0 WHERE id = :i"), {"i": purged[0].id})
+    with session_scope(platform.engine) as session:
+        assert any(f"model {purged[0].id}: purged" in p for p in replay_rows(session))
 
 
 def test_dvc_repro_after_an_erasure_does_not_bring_the_erased_pairs_back(

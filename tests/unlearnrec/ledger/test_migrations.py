@@ -107,7 +107,8 @@ def test_the_oldest_ledger_upgrades_in_place_with_its_data(blank):
     _oldest_ledger(blank)
     status = schema_status(blank)
     assert status["current"] == "0001" and not status["recorded"]
-    assert status["pending"] == ["0002", "0003", "0004"] and status["head"] == head_revision()
+    assert status["pending"] == ["0002", "0003", "0004", "0005"]
+    assert status["head"] == head_revision()
     with pytest.raises(LedgerOutOfDate, match="unlearnrec db upgrade"):
         init_db(blank)  # refused, not used half-way
 
@@ -130,6 +131,8 @@ def test_the_oldest_ledger_upgrades_in_place_with_its_data(blank):
     with Session(blank) as session:
         assert session.exec(select(Ticket)).one().removed_hash == "f" * 64
         assert session.get(Lease, "process").owner == "host:1:x"
+    columns = {c["name"]: c for c in inspect(blank).get_columns("modelversion")}
+    assert "purged" in columns and columns["purged_at"]["nullable"]  # 0005
     if blank.dialect.name == "postgresql":  # 0002 named the run foreign keys
         fks = {fk["name"] for fk in inspect(blank).get_foreign_keys("datasetversion")}
         assert "fk_datasetversion_run" in fks and "datasetversion_run_id_fkey" not in fks
