@@ -702,11 +702,7 @@ def sync_pipeline(platform: Platform) -> SyncResult:
     changed it; remove the pipeline outputs computed from the old input; delete the old input's
     and outputs' objects from the project's DVC cache and local remotes (``dvc add`` records the
     new input in its ``.dvc`` file). An input changed outside the platform since the last sync
-    (a new import) is left as it is: erased users found in it are flagged, not re-added.
-
-    ``apply_retention`` calls it right after the store's purge, so it first records on their
-    rows the model versions that purge took (``record_purged_models``)."""
-    record_purged_models(platform)
+    (a new import) is left as it is: erased users found in it are flagged, not re-added."""
     if not platform.policy.retention.purge_erased_versions:
         return SyncResult("held")
     home, data = platform.settings.home, platform.settings.data

@@ -12,7 +12,11 @@ from sqlmodel import col, select
 
 from unlearnrec.compliance import certify
 from unlearnrec.compliance.dataset import DatasetFiles
-from unlearnrec.compliance.erasure import purge_processed_files, sync_pipeline
+from unlearnrec.compliance.erasure import (
+    purge_processed_files,
+    record_purged_models,
+    sync_pipeline,
+)
 from unlearnrec.compliance.platform import Platform
 from unlearnrec.compliance.process import promote_retrain, removed_pairs
 from unlearnrec.compliance.scratch import scratch_dir
@@ -287,6 +291,9 @@ def apply_retention(platform: Platform) -> list[str]:
                 )
         if targets:
             purged = platform.store.purge(targets)
+    # The model rows whose files that purge took (or an earlier one that crashed before this
+    # point) say so; run once the session above committed, as it writes in its own session.
+    record_purged_models(platform)
     # The copies outside the store: the pipeline's input and outputs, processed ticket files.
     synced = sync_pipeline(platform)
     deleted = purge_processed_files(platform)
