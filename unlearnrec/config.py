@@ -39,6 +39,9 @@ class ModelConfig:
     ssl_temperature: float = 0.2  # InfoNCE temperature of that term
     sgl_edge_drop: float = 0.1  # SGL-ED: share of edges dropped in each view
     simgcl_eps: float = 0.1  # SimGCL: norm of the uniform noise added per layer
+    # rows trained beside the model as items with no positive (models/shadow.py): where a
+    # taken-down item goes when it is unlearned, as retrain would put it. 0: none.
+    shadow_items: int = 32
 
 
 @dataclass(frozen=True)

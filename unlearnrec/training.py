@@ -20,6 +20,7 @@ from unlearnrec.config import TrainConfig
 from unlearnrec.evaluation import evaluate_ranking
 from unlearnrec.graph import Graph
 from unlearnrec.models.base import GraphRecommender
+from unlearnrec.models.shadow import ShadowTrainer
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -54,8 +55,11 @@ def sample_rows(
     return torch.randint(n, (size,), generator=generator, device=device)
 
 
+NEGATIVE_TRIES = 8  # rounds of re-drawing a negative that is one of the user's positives
+
+
 def sample_negatives(
-    graph: Graph, users: torch.Tensor, generator: torch.Generator, max_tries: int = 8
+    graph: Graph, users: torch.Tensor, generator: torch.Generator, max_tries: int = NEGATIVE_TRIES
 ) -> torch.Tensor:
     """One uniformly drawn item per user that is not among the user's edges in ``graph``.
 
@@ -122,10 +126,13 @@ def train_step(
     weight_decay: float,
     views: Any,
     generator: torch.Generator,
+    shadow: ShadowTrainer | None = None,
 ) -> torch.Tensor:
     """One optimiser step on a batch of ``graph``'s edges (``users``, ``pos``: (B,)), with one
-    sampled negative each; returns the batch's loss, detached."""
+    sampled negative each; returns the batch's loss, detached. ``shadow``: the model's shadow
+    items, stepped on the same batch (``models/shadow.py``)."""
     neg = sample_negatives(graph, users, generator)
+    final = model.propagate(graph, model.embedding) if shadow is not None else None
     loss, _ = model_loss(
         model,
         graph,
@@ -136,11 +143,34 @@ def train_step(
         weight_decay=weight_decay,
         views=views,
         generator=generator,
+        final=final,
     )
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
+    if shadow is not None and final is not None:
+        with torch.no_grad():
+            user_final = final[users].detach()  # (B, d), before this step, as the batch saw it
+            positive = (user_final * final[pos + model.num_users].detach()).sum(1)  # (B,)
+        shadow.step(users, user_final, positive)
     return loss.detach()
+
+
+def shadow_trainer(
+    model: GraphRecommender, graph: Graph, config: TrainConfig
+) -> ShadowTrainer | None:
+    """The trainer of ``model``'s shadow items, or None when it has none or a node without edges
+    reads out zero in it (SimGCL: a taken-down item scores 0 whatever its row)."""
+    if model.shadow_items.shape[0] == 0 or model.isolated_scale() == 0.0:
+        return None
+    return ShadowTrainer(
+        model,
+        graph.degrees()[: graph.num_users],
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        seed=config.seed,
+        tries=NEGATIVE_TRIES + 1,  # the first draw and one per re-draw round
+    )
 
 
 @dataclass
@@ -174,6 +204,7 @@ def train_model(
     device = graph.device
     gen = make_generator(config.seed, device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    shadow = shadow_trainer(model, graph, config)
     key = f"recall@{config.topk[0]}"
     result = TrainResult()
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -198,6 +229,7 @@ def train_model(
                 weight_decay=config.weight_decay,
                 views=views,
                 generator=gen,
+                shadow=shadow,
             )
             total += float(loss)
             batches += 1

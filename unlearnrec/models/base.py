@@ -39,6 +39,17 @@ class GraphRecommender(nn.Module):
         self.embedding = nn.Parameter(
             torch.randn(num_users + num_items, config.embedding_dim) * self.init_std
         )
+        # (K, d) shadow items: rows trained beside the model as items nobody interacted with,
+        # where retrain puts a taken-down item (``models/shadow.py``); not part of any graph.
+        # Their first draw happens when training starts (shadow_steps == 0 until then).
+        self.register_buffer("shadow_items", torch.zeros(config.shadow_items, config.embedding_dim))
+        self.register_buffer("shadow_steps", torch.zeros((), dtype=torch.long))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
+        # checkpoints written before shadow items existed: keep the untrained (empty) ones
+        for name in ("shadow_items", "shadow_steps"):
+            state_dict.setdefault(prefix + name, getattr(self, name))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def init_std(self) -> float:

@@ -43,6 +43,7 @@ from unlearnrec.config import TrainConfig
 from unlearnrec.graph import Graph, edge_tensor, normalized_adjacency, propagate
 from unlearnrec.metrics import roc_auc
 from unlearnrec.models import GraphRecommender
+from unlearnrec.models.shadow import shadow_rows_for
 from unlearnrec.propagation import (
     ResidualAdjacency,
     readout_weights,
@@ -468,6 +469,10 @@ def _push_items(
     residual_edges = len(graph.edges) - len(res.removed_keys)
     if config.isolated_items == "fresh" or not bool(items.any()) or residual_edges <= 0:
         return "fresh"
+    shadow = shadow_rows_for(model, touched[items] - nu)
+    if shadow is not None:  # as in unlearnrec._push_isolated_items
+        e0_t[items] = shadow.to(e0_t.dtype)
+        return "shadow rows"
     if not fit_epochs:
         return "fresh (training length unknown)"
     pick = _sample(len(graph.edges), config.isolated_edges, gen, e0_t.device)

@@ -40,6 +40,7 @@ from unlearnrec.config import TrainConfig, from_dict, to_dict
 from unlearnrec.graph import Graph, edge_tensor
 from unlearnrec.metrics import roc_auc
 from unlearnrec.models import GraphRecommender
+from unlearnrec.models.shadow import shadow_rows_for
 from unlearnrec.training import make_generator, model_loss, sample_negatives
 from unlearnrec.unlearning.base import ModelState, Stopwatch, UnlearnOutcome
 from unlearnrec.unlearning.encoder import InfluenceEncoder
@@ -378,6 +379,11 @@ def _push_isolated_items(
     items = torch.nonzero(isolated[nu:]).flatten() + nu
     if config.isolated_items == "fresh" or len(items) == 0 or len(graph_r.edges) == 0:
         return "fresh"
+    shadow = shadow_rows_for(model, items - nu)
+    if shadow is not None:
+        # rows trained with the model as items nobody interacted with: where retrain puts them
+        e0[items] = shadow.to(e0.dtype)
+        return "shadow rows"
     if not fit_epochs:
         # a model whose training length was not recorded: the items keep their fresh draw
         # (chance level), and verification against retrain will say how far that is

@@ -3,6 +3,7 @@ batch forgets like retrain, and the fine-tune stops when the forgotten pairs loo
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -72,14 +73,25 @@ def _versus_retrain(splits, state, method, spec, seed=0):
     )
 
 
+def _without_shadow_rows(state):
+    """The state's model as a checkpoint from before shadow rows would load: none trained."""
+    model = copy.deepcopy(state.model)
+    model.shadow_steps.zero_()
+    return replace(state, model=model)
+
+
+@pytest.mark.parametrize("way", ["shadow rows", "negative push"])
 @pytest.mark.parametrize("graph_kind", ["dense", "sparse"])
-def test_a_taken_down_item_falls_to_where_retrain_puts_it(graph_kind, request):
+def test_a_taken_down_item_falls_to_where_retrain_puts_it(graph_kind, way, request):
     """Retrain draws an item with no positive as every user's negative and pushes it below
     never-seen items; the unlearned model's scores of its old edges land there too, not at the
-    chance level of a fresh draw."""
+    chance level of a fresh draw: from the model's shadow rows, or (a model without them) from
+    the replay of that push."""
     splits, state, method = request.getfixturevalue(graph_kind)
+    if way == "negative push":
+        state = _without_shadow_rows(state)
     _, out, ours, ref = _versus_retrain(splits, state, method, "items:2")
-    assert out.details["isolated_items"].startswith("negative push")
+    assert out.details["isolated_items"].startswith(way)
     assert ref.score_forgotten < ref.score_negative  # retrain: below held-out negatives
     assert ours.score_forgotten < ours.score_negative
     # retrain's own stopping epoch varies from run to run, and with it how far the item is
@@ -106,9 +118,12 @@ def test_negative_push_moves_rows_away_from_the_users_and_stops_for_a_readout_of
 
 
 def test_an_item_of_a_model_without_a_recorded_training_length_keeps_its_fresh_draw(dense):
+    """The replay needs the training's length; shadow rows do not (they were trained with it)."""
     splits, state, method = dense
-    unknown = ModelState(state.model, state.graph, state.valid_edges, state.train_config, None)
-    out = method.unlearn(unknown, build_request("items:1", splits.fit, 0))
+    unknown = replace(state, fit_epochs=None)
+    request = build_request("items:1", splits.fit, 0)
+    assert method.unlearn(unknown, request).details["isolated_items"] == "shadow rows"
+    out = method.unlearn(_without_shadow_rows(unknown), request)
     assert out.details["isolated_items"] == "fresh (training length unknown)"
 
 
