@@ -13,6 +13,7 @@ import torch
 from unlearnrec.config import TrainConfig
 from unlearnrec.graph import Graph
 from unlearnrec.models import GraphRecommender
+from unlearnrec.models.shadow import shadow_rows_for
 from unlearnrec.unlearning.requests import DeletionRequest
 
 
@@ -114,6 +115,22 @@ def fresh_rows(
     a node that a request leaves without edges."""
     dim = model.embedding.shape[1]
     return torch.randn(count, dim, generator=generator, device=device) * model.init_std
+
+
+def reset_rows(
+    model: GraphRecommender, isolated: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """(n, d) layer-0 rows for the n nodes of the (N,) bool mask ``isolated`` (left without edges
+    by a request), in node order: where retrain leaves them. A user gets a fresh draw; an item
+    gets one of the model's shadow rows (``models/shadow.py``: trained as an item nobody
+    interacted with, as retrain trains it), or a fresh draw when the model has none."""
+    nodes = torch.nonzero(isolated).flatten()
+    rows = fresh_rows(model, len(nodes), generator, isolated.device)
+    items = nodes >= model.num_users
+    shadow = shadow_rows_for(model, nodes[items] - model.num_users) if bool(items.any()) else None
+    if shadow is not None:
+        rows[items] = shadow.to(rows.dtype)
+    return rows
 
 
 class Stopwatch:

@@ -65,9 +65,9 @@ from unlearnrec.unlearning.base import (
     Stopwatch,
     UnlearnOutcome,
     endpoint_mask,
-    fresh_rows,
     method_weight_decay,
     request_edges,
+    reset_rows,
 )
 from unlearnrec.unlearning.requests import DeletionRequest
 
@@ -84,7 +84,8 @@ class InfluenceConfig:
     scale: float = 1.0  # multiplier of the Newton step (1: the step as derived)
     weight_decay: float | None = None  # None: the training config's
     reset_isolated: bool = True  # nodes left without edges get a fresh row, as retrain has them
-    # taken-down items (left without edges): "fresh" row (with reset_isolated), or "newton": kept
+    # taken-down items (left without edges): "fresh" row (with reset_isolated; the model's shadow
+    # row when it has them, where retrain puts such an item: models/shadow.py), or "newton": kept
     # as parameters of the step, where the retained loss still sees them as sampled negatives
     isolated_items: str = "fresh"
     seed: int = 0
@@ -288,7 +289,7 @@ class InfluenceUnlearning(NoPreparation):
                     )
                 n_iso = int(isolated.sum())
                 if n_iso:
-                    e0_r[isolated] = fresh_rows(model, n_iso, gen, device)
+                    e0_r[isolated] = reset_rows(model, isolated, gen)
             region = reach(graph, touched, hops) & ~isolated
             rows = torch.nonzero(region).flatten()
             outcome_e0 = e0_r.clone()

@@ -35,9 +35,9 @@ from unlearnrec.unlearning.base import (
     Stopwatch,
     UnlearnOutcome,
     endpoint_mask,
-    fresh_rows,
     method_weight_decay,
     request_edges,
+    reset_rows,
 )
 from unlearnrec.unlearning.requests import DeletionRequest
 
@@ -84,7 +84,7 @@ class ReverseBPR(NoPreparation):
                 n_iso = int(isolated.sum())
                 if n_iso:
                     with torch.no_grad():
-                        unlearned.embedding[isolated] = fresh_rows(model, n_iso, gen, device)
+                        unlearned.embedding[isolated] = reset_rows(model, isolated, gen)
             opt = torch.optim.Adam(unlearned.parameters(), lr=cfg.lr)
             views = unlearned.make_views(graph_r, gen)
             history: list[dict[str, float]] = []

@@ -11,6 +11,7 @@ from unlearnrec.experiment import build_request
 from unlearnrec.forgetting import scores
 from unlearnrec.graph import Graph
 from unlearnrec.models import build_model
+from unlearnrec.models.shadow import shadow_rows_for
 from unlearnrec.unlearning import METHODS, InfluenceConfig, InfluenceUnlearning, ModelState
 from unlearnrec.unlearning.influence import (
     bpr_margins,
@@ -225,3 +226,20 @@ def test_taken_down_items_fresh_or_moved_by_the_newton_step(tiny_base, tiny_spli
     )
     with pytest.raises(ValueError, match="isolated_items"):
         InfluenceUnlearning(InfluenceConfig(isolated_items="zero")).unlearn(state, request)
+
+
+def test_taken_down_items_get_the_models_shadow_rows(tiny_base, tiny_splits):
+    """A reset item row is where retrain puts an item nobody interacts with (its shadow row),
+    scored below held-out pairs, not a chance-level draw."""
+    model, graph, _ = tiny_base
+    state = ModelState(model, graph, tiny_splits.valid, TINY_TRAIN)
+    request = build_request("items:2", tiny_splits.fit, 0)
+    rows = [model.num_users + i for i in request.items]
+    out = InfluenceUnlearning().unlearn(state, request)
+    expected = shadow_rows_for(model, torch.tensor(sorted(request.items)))
+    assert expected is not None
+    assert torch.equal(out.model.embedding.detach()[sorted(rows)], expected)
+    assert (
+        scores(out.model, out.graph, request.edges).mean()
+        < scores(out.model, out.graph, tiny_splits.test).mean()
+    )
