@@ -186,11 +186,14 @@ def unlearn_batch(
     after: DatasetFiles | None = None,
     device: str = "auto",
     data_hash: str = "",
+    retrain_overrides: dict[str, Any] | None = None,
 ) -> UnlearnResult:
     """Forget ``removed`` (internal pairs, any split) from the model in ``before_folder`` with
     the method named ``method`` (``params`` its section); write the new model, and the method's
     refreshed preparation when it keeps one, to ``out``. ``kinds`` (the tickets' kinds) and
-    ``after`` (the dataset after the purge) give the request its kind and whole users/items."""
+    ``after`` (the dataset after the purge) give the request its kind and whole users/items.
+    ``retrain_overrides``: what a ``retrain`` method trains with under ``params`` (None:
+    :func:`configured_retrain_overrides`)."""
     dev = resolve_device(device)
     loaded = load_model_folder(before_folder, dev)
     graph = graph_of(before, dev)
@@ -205,7 +208,9 @@ def unlearn_batch(
     state = ModelState(loaded.model, graph, valid, loaded.train_config, loaded.fit_epochs)
     if method == "retrain":
         # a retrain policy trains as the reference does; the policy's own fields win
-        params = {**configured_retrain_overrides(), **params}
+        if retrain_overrides is None:
+            retrain_overrides = configured_retrain_overrides()
+        params = {**retrain_overrides, **params}
     unlearning = prepared_method(method, params, before_folder, state)
     outcome = unlearning.unlearn(state, request_of(in_graph, before, after, kinds or set()))
     refresh = 0.0

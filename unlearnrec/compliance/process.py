@@ -462,6 +462,7 @@ def removed_pairs(
 def stage_unlearn(platform: Platform, run_id: int, device: str) -> None:
     """Unlearn the erased training edges from the production model; a new model version."""
     from unlearnrec.compliance.modeling import unlearn_batch
+    from unlearnrec.settings import pipeline_retrain_overrides
 
     with session_scope(platform.engine) as session:
         run, tickets = _run_and_tickets(session, run_id)
@@ -483,6 +484,12 @@ def stage_unlearn(platform: Platform, run_id: int, device: str) -> None:
                 after=after,
                 device=device,
                 data_hash=after.content_hash(),
+                # a retrain policy trains as the platform home's params.yaml says
+                retrain_overrides=(
+                    pipeline_retrain_overrides(platform.settings.home)
+                    if run.method == "retrain"
+                    else None
+                ),
             )
             crash_point("during_unlearn")  # killed with a dataset copy in a scratch folder
             version = add_model_version(
@@ -526,8 +533,10 @@ def stage_verify(platform: Platform, run_id: int, device: str) -> None:
     reference retrain upgrades them); final policies retrain the reference first. On failure,
     the policy's fallback: promote a full retrain (``retrain``) or escalate."""
     from unlearnrec.compliance.modeling import retrain_model, verify
+    from unlearnrec.settings import pipeline_retrain_overrides
 
     thresholds = platform.policy.verification.thresholds.model_dump()
+    home = platform.settings.home
     with session_scope(platform.engine) as session:
         run, tickets = _run_and_tickets(session, run_id)
         before, after, removed = removed_pairs(platform, run, session)
@@ -541,7 +550,15 @@ def stage_verify(platform: Platform, run_id: int, device: str) -> None:
         ):
             ref_folder = None
             if final:
-                ref_folder, secs = retrain_model(after, f_before, Path(tmp) / "ref", device=device)
+                # the platform home's params.yaml, not the working directory's: a flow given
+                # ``home`` trains as that project's ``retrain:`` says
+                ref_folder, secs = retrain_model(
+                    after,
+                    f_before,
+                    Path(tmp) / "ref",
+                    device=device,
+                    overrides=pipeline_retrain_overrides(home),
+                )
                 run.timings = {**run.timings, "reference_seconds": secs}
             with checkout(platform, "model", m_after.dvc_md5) as f_after:
                 # A model the retrain method made is a retrained reference itself: it is
@@ -561,7 +578,11 @@ def stage_verify(platform: Platform, run_id: int, device: str) -> None:
                 # Fallback: a full retrain without the data forgets by construction.
                 if ref_folder is None:
                     ref_folder, secs = retrain_model(
-                        after, f_before, Path(tmp) / "ref", device=device
+                        after,
+                        f_before,
+                        Path(tmp) / "ref",
+                        device=device,
+                        overrides=pipeline_retrain_overrides(home),
                     )
                     run.timings = {**run.timings, "fallback_retrain_seconds": secs}
                 promoted, report = promote_retrain(

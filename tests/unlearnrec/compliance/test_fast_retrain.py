@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 from sqlmodel import select
 
@@ -98,6 +99,47 @@ def test_a_retrain_policy_trains_with_the_configured_retrain(tiny_artifacts, tmp
         run = session.exec(select(UnlearningRun)).one()
         production = session.get(ModelVersion, run.model_after_id)
     assert run.method == "retrain" and production.kind == "retrain"
+    _assert_trained_with(_meta(platform, production), FAST)
+
+
+@pytest.mark.parametrize("path", ["retrain policy", "fallback"])
+def test_a_flow_given_a_home_trains_with_that_homes_retrain(
+    tiny_artifacts, tmp_path, monkeypatch, path
+):
+    """A processing pass with an explicit ``home`` reads that home's ``retrain:``, not the
+    working directory's nor ``UNLEARNREC_HOME``'s (a decoy whose unknown field would fail the
+    retrain before any training): a ``retrain`` policy's model, and the fallback retrain a
+    failed verification (forced here) promotes."""
+    import unlearnrec.compliance.modeling as modeling
+    from flows.process_deletions import ProcessParams, plan, run_batch, validate_tickets
+
+    policy = {"method": "retrain", "params": {}} if path == "retrain policy" else {}
+    home = make_home(tiny_artifacts, tmp_path / "home", monkeypatch, **policy)
+    _write_retrain(home, FAST)
+    platform = _open_and_fill(home)
+    ingest_inbox(platform, now=utcnow())
+    if path == "fallback":
+        monkeypatch.setattr(
+            modeling,
+            "verify",
+            lambda **_: {"mode": "provisional", "passed": False, "reasons": ["forced to fail"]},
+        )
+    decoy = tmp_path / "decoy"
+    decoy.mkdir()
+    _write_retrain(decoy, {"no_such_field": 1})
+    monkeypatch.setenv("UNLEARNREC_HOME", str(decoy))
+    monkeypatch.chdir(decoy)
+    params = ProcessParams(home=str(home), force=True, device="cpu")
+    validate_tickets.fn(params)
+    for batch in plan.fn(params):
+        run_batch.fn(params, batch)
+    with session_scope(platform.engine) as session:
+        run = session.exec(select(UnlearningRun)).one()
+        production = session.get(ModelVersion, run.model_after_id)
+    assert run.status == "succeeded", run.error
+    assert production.kind == "retrain"
+    if path == "fallback":
+        assert run.verification["fallback"] == "retrain"
     _assert_trained_with(_meta(platform, production), FAST)
 
 
