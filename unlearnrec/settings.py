@@ -14,6 +14,10 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+class DataPathError(ValueError):
+    """The dataset settings contradict each other or name something that is not a dataset."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="UNLEARNREC_", extra="ignore")
 
@@ -50,12 +54,27 @@ class Settings(BaseSettings):
     def data(self) -> Path:
         """The platform's dataset folder (LightGCN layout with id maps): ``UNLEARNREC_DATA_DIR``,
         else the folder ``params.yaml``'s ``data.path`` names (``unlearnrec init --data`` sets
-        it), else the bundled ``data/synthetic``."""
-        if self.data_dir is not None:
-            return Path(self.data_dir)
+        it), else the bundled ``data/synthetic``. A ``DataPathError`` when the two name
+        different folders (the platform and ``dvc repro`` would read different data) or when
+        ``data.path`` names a file (a ratings export not yet laid out as a dataset)."""
         configured = pipeline_data_path(self.home)
-        if configured is not None and (self.home / configured).is_dir():
-            return self.home / configured
+        target = self.home / configured if configured is not None else None
+        if target is not None and target.is_file():
+            raise DataPathError(
+                f"{self.home / 'params.yaml'}: data.path {configured} is a file, not a dataset "
+                f"folder; lay it out with `unlearnrec init --data {configured}` (which points "
+                "data.path at the folder it writes)"
+            )
+        if self.data_dir is not None:
+            if target is not None and Path(self.data_dir).resolve() != target.resolve():
+                raise DataPathError(
+                    f"UNLEARNREC_DATA_DIR={self.data_dir} but {self.home / 'params.yaml'} has "
+                    f"data.path {configured}: the platform and `dvc repro` would read different "
+                    "data; set data.path to the same folder or unset UNLEARNREC_DATA_DIR"
+                )
+            return Path(self.data_dir)
+        if target is not None and target.is_dir():
+            return target
         return self.home / "data/synthetic"
 
     @property
