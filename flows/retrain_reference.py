@@ -35,6 +35,14 @@ def retention(params: ReferenceParams) -> list[str]:
     return apply_retention(params.platform(actor="flow:retrain_reference"))
 
 
+def retrain_configuration(overrides: dict) -> str:
+    """The training fields the reference overrode (params.yaml's ``retrain:``), for a table
+    cell: ``batch_size=2048, lr=0.02``; without any, the base model's own configuration."""
+    if not overrides:
+        return "base model's training config"
+    return ", ".join(f"{key}={value}" for key, value in sorted(overrides.items()))
+
+
 @flow(name="retrain_reference", timeout_seconds=TIMEOUTS.reference_flow)
 def retrain_reference(params: ReferenceParams | None = None) -> ReferenceSummary:
     params = params or ReferenceParams()
@@ -49,10 +57,12 @@ def retrain_reference(params: ReferenceParams | None = None) -> ReferenceSummary
         sweep(platform.settings.var)
         summary = retrain(params)
         purged = retention(params)
+    configuration = retrain_configuration(summary.overrides)
     logger.info(
-        "reference retrained in %.1fs; %d certificates upgraded to final; %d runs "
+        "reference retrained in %.1fs (%s); %d certificates upgraded to final; %d runs "
         "failed the final check; %d versions purged",
         summary.seconds,
+        configuration,
         len(summary.upgraded),
         len(summary.failed),
         len(purged),
@@ -62,6 +72,7 @@ def retrain_reference(params: ReferenceParams | None = None) -> ReferenceSummary
         table=[
             {
                 "seconds": round(summary.seconds, 1),
+                "retrain configuration": configuration,
                 "upgraded": len(summary.upgraded),
                 "failed final check": len(summary.failed),
                 "purged versions": len(purged),

@@ -20,6 +20,7 @@ from tests.unlearnrec.compliance.conftest import make_home, tiny_artifacts  # no
 from tests.unlearnrec.compliance.test_workflow import _open_and_fill
 from unlearnrec.compliance import process
 from unlearnrec.compliance.ingest import ingest_inbox
+from unlearnrec.compliance.lifecycle import ReferenceSummary
 from unlearnrec.ledger import utcnow
 
 
@@ -126,3 +127,27 @@ def test_a_hanging_batch_fails_the_flow_run_and_a_pass_publishes_table_artifacts
     assert rows[0]["tickets"] > 0
     summary = _artifact("process-deletions-summary")
     assert summary.type == "table"
+
+
+def test_the_reference_summary_names_the_retrain_configuration(
+    harness,
+    tiny_artifacts,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    make_home(tiny_artifacts, tmp_path / "home", monkeypatch)
+    fast = {"lr": 0.02, "batch_size": 2048}
+    monkeypatch.setattr(
+        reference_flow,
+        "retrain_and_upgrade",
+        lambda platform, device: ReferenceSummary(seconds=1.25, overrides=fast),
+    )
+    monkeypatch.setattr(reference_flow, "apply_retention", lambda platform: [])
+    state = reference_flow.retrain_reference(
+        reference_flow.ReferenceParams(device="cpu"), return_state=True
+    )
+    assert state.is_completed(), state
+    summary = _artifact("retrain-reference-summary")
+    rows = json.loads(summary.data) if isinstance(summary.data, str) else summary.data
+    assert rows[0]["retrain configuration"] == "batch_size=2048, lr=0.02"
+    assert reference_flow.retrain_configuration({}) == "base model's training config"
