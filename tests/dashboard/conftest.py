@@ -1,5 +1,5 @@
-"""Dashboard fixtures: one seeded ledger per session (``dashboard.seed``: no ML), its password,
-and ``open_app`` to run a page with ``streamlit.testing.v1.AppTest``."""
+"""Dashboard fixtures: one seeded ledger per session (``tests.dashboard.seed``: no ML), its
+password, and ``open_app`` to run a page with ``streamlit.testing.v1.AppTest``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.auth import ENV_VAR, THROTTLE, hash_password
-from dashboard.seed import SeededLedger, seed_ledger
+from tests.dashboard.seed import SeededLedger, seed_ledger
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 PASSWORD = "correct horse battery staple"

@@ -11,7 +11,8 @@ import sqlite3
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.seed import (
+from tests.dashboard.conftest import APP, PASSWORD, frame_with, page_text
+from tests.dashboard.seed import (
     ESCALATED,
     OVERDUE,
     PROVISIONAL_CERTIFICATE,
@@ -24,7 +25,6 @@ from dashboard.seed import (
     VALID_CERTIFICATE,
     seed_ledger,
 )
-from tests.dashboard.conftest import APP, PASSWORD, frame_with, page_text
 from tests.postgres import temporary_database
 from unlearnrec.ledger import init_db, make_engine
 

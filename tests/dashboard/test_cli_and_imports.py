@@ -4,8 +4,10 @@ no ML stack, so it starts fast next to the flows."""
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -14,19 +16,45 @@ from dashboard import auth
 from dashboard import cli as dashboard_cli
 from unlearnrec import cli
 
+ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "torch_geometric", "scipy", "sklearn", "prefect", "great_expectations", "dvc")
 
 
 def test_importing_the_dashboard_does_not_import_torch_or_the_ml_stack():
+    """The product modules, and the seed and browser check the tests start it with."""
     code = (
         "import sys\n"
         "import dashboard, dashboard.app, dashboard.ui, dashboard.views, dashboard.queries\n"
-        "import dashboard.auth, dashboard.seed, dashboard.e2e, dashboard.cli\n"
+        "import dashboard.auth, dashboard.cli, dashboard.evidence\n"
+        "import tests.dashboard.seed, tests.dashboard.e2e\n"
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == ""
     assert "torch" not in out.stdout
+
+
+def test_the_shipped_packages_hold_no_test_fixtures():
+    """pyproject's package list ships unlearnrec, flows and dashboard only: not ``tests`` (where
+    the seed and the browser check live), and no shipped module imports from it."""
+    from setuptools import find_packages
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    include = config["tool"]["setuptools"]["packages"]["find"]["include"]
+    shipped = find_packages(str(ROOT), include=include)
+    assert "dashboard" in shipped and "flows" in shipped and "unlearnrec" in shipped
+    assert not [p for p in shipped if p == "tests" or p.startswith("tests.")]
+    importing_tests = re.compile(r"^\s*(from|import)\s+tests\b", re.M)
+    offenders = [
+        str(path.relative_to(ROOT))
+        for package in ("unlearnrec", "flows", "dashboard")
+        for path in (ROOT / package).rglob("*.py")
+        if importing_tests.search(path.read_text())
+    ]
+    assert offenders == []
+    assert not {"seed.py", "e2e.py"} & {p.name for p in (ROOT / "dashboard").rglob("*.py")}
 
 
 def test_the_commands_are_registered():

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from dashboard import evidence
-from dashboard.seed import PROVISIONAL_CERTIFICATE, RUN1_MEMBERSHIP, VALID_CERTIFICATE
 from tests.dashboard.conftest import frame_with, page_text
+from tests.dashboard.seed import PROVISIONAL_CERTIFICATE, RUN1_MEMBERSHIP, VALID_CERTIFICATE
 
 
 def _charts(at) -> list:

@@ -12,7 +12,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from dashboard import queries
-from dashboard.seed import (
+from tests.dashboard.seed import (
     ESCALATED,
     OVERDUE,
     RAW_SUBJECTS,

@@ -2,12 +2,15 @@
 headless Chromium (Debian's ``/usr/bin/chromium`` through Playwright; never a browser download)
 and check what a compliance officer would see.
 
-    python -m dashboard.e2e --out artifacts/e2e               # the check CI runs
-    python -m dashboard.e2e --screenshots docs/screenshots    # the docs' page screenshots
+    python -m tests.dashboard.e2e --out artifacts/e2e               # the check CI runs
+    python -m tests.dashboard.e2e --screenshots docs/screenshots    # the docs' page screenshots
 
-The check (seeded ledger, ``dashboard.seed``): a wrong password is refused and shows no data; the
-right one opens a deep link to a certificate, which shows PASS; the tampered certificate shows
-FAIL; every page renders without an exception. Screenshots and the server log go to ``--out``.
+Developer tooling run from the repository root; not part of the shipped packages.
+
+The check (seeded ledger, ``tests.dashboard.seed``): a wrong password is refused and shows no
+data; the right one opens a deep link to a certificate, which shows PASS; the tampered
+certificate shows FAIL; every page renders without an exception. Screenshots and the server log
+go to ``--out``.
 
 ``--screenshots DIR``: one screenshot per page, from the ledger the demo left in
 ``var/ledger.sqlite`` when there is one (copied to a temporary folder first, so ``var/`` is only
@@ -34,10 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dashboard.auth import ENV_VAR, hash_password
-from dashboard.seed import TAMPERED_CERTIFICATE, TICKETS, VALID_CERTIFICATE, seed_ledger
 from dashboard.ui import PAGES
+from tests.dashboard.seed import TAMPERED_CERTIFICATE, TICKETS, VALID_CERTIFICATE, seed_ledger
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 # stack.md: what makes Debian's Chromium reliable headless in a container.
 CHROMIUM_FLAGS = [
@@ -300,7 +303,7 @@ def run_screenshots(dest: Path, chromium: str, ledger: str) -> list[Path]:
             source = f"the demo's ledger ({demo_db}, copied)"
         else:
             env = seed_ledger(Path(tmp) / "home").env()
-            source = "the seeded ledger (dashboard.seed)"
+            source = "the seeded ledger (tests.dashboard.seed)"
         env[ENV_VAR] = hash_password(password)
         with dashboard_server(env, dest / ".server.log") as server, browser(chromium) as b:
             _say(f"dashboard up at {server.url} on {source}")
@@ -323,7 +326,7 @@ def run_screenshots(dest: Path, chromium: str, ledger: str) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m dashboard.e2e",
+        prog="python -m tests.dashboard.e2e",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

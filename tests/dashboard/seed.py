@@ -1,5 +1,8 @@
 """A small, realistic ledger for the dashboard's tests, its browser check and trying it out,
-built with the ledger API and the certificates module only (no ML, no torch, a second or so).
+built with the ledger API, and certificates issued by the platform's own issuer
+(``compliance.certify.issue``), so they are the platform's format and pass
+``unlearnrec certificate verify`` (no ML, no torch, a second or so). Developer tooling: it is not
+part of the shipped packages.
 
 What it holds, relative to ``now``:
 
@@ -10,11 +13,13 @@ What it holds, relative to ``now``:
   its retrain time, so the page can show a speed-up), run 2 provisional (unlearned figures
   only, no retrain time: the page shows "—");
 - three dataset versions and four model versions with DVC hashes and parents;
-- three certificates signed with a fresh Ed25519 key, its public key exported: two intact and
-  one (``TAMPERED_CERTIFICATE``) whose file was altered after it was written;
-- the audit events every step writes, in one hash chain.
+- three certificates issued by ``certify.issue`` with a fresh Ed25519 key (pinned in the ledger
+  by a ``key.registered`` event, its public key exported): two intact and one
+  (``TAMPERED_CERTIFICATE``) whose file was altered after it was written;
+- the audit events every step writes, in one hash chain, and its signed head
+  (``var/audit-head.json``).
 
-    python -m dashboard.seed /tmp/unlearnrec-seeded      # then:
+    python -m tests.dashboard.seed /tmp/unlearnrec-seeded      # from the repository root, then:
     UNLEARNREC_HOME=/tmp/unlearnrec-seeded unlearnrec dashboard
 """
 
@@ -32,7 +37,8 @@ from statistics import NormalDist
 from sqlmodel import Session
 
 from unlearnrec import certificates as certs
-from unlearnrec.compliance.certify import build_body, certificate_id
+from unlearnrec.compliance import certify
+from unlearnrec.compliance.platform import Platform
 from unlearnrec.compliance.versions import record_dataset_version, record_model_version
 from unlearnrec.ledger import (
     Certificate,
@@ -51,10 +57,12 @@ from unlearnrec.ledger import (
     transition,
     utcnow,
 )
+from unlearnrec.ledger.db import on_audit_commit
 from unlearnrec.policy import Policy, load_policy
 from unlearnrec.settings import Settings, get_settings
+from unlearnrec.store import DvcStore
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "policies" / "gdpr-default.yaml"
 ACTOR = "seed"
 
@@ -255,59 +263,28 @@ def _walk(session: Session, ticket: Ticket, statuses: list[str], run_id: int | N
         transition(session, ticket, status, actor=ACTOR, reason=_REASONS.get(status))
 
 
-def _issue(
+def _removed_count(ticket: Ticket) -> int:
+    """Interactions the seeded purge erased for ``ticket``: 12 per listed item (or 12 for a
+    whole user); the run's ``removed_count`` is the sum over its tickets."""
+    return 12 * max(1, len(ticket.items))
+
+
+def _certify(
+    platform: Platform,
     session: Session,
-    key,
-    settings: Settings,
     run: UnlearningRun,
     ticket: Ticket,
     status: str,
     model_after: ModelVersion,
 ) -> Certificate:
-    """Sign, write and record a certificate the way ``compliance.certify.issue`` does."""
-    cid = certificate_id(run, ticket, status)
-    ev = append_event(
-        session,
-        actor=ACTOR,
-        action="certificate.issued",
-        entity="ticket",
-        entity_id=ticket.id,
-        data={"certificate_id": cid, "run_id": run.id, "status": status},
-    )
-    count = max(1, len(ticket.items)) * 12
-    removed_hash = _sha("removed", ticket.external_id)
-    body = build_body(
-        None,  # build_body does not use the platform
-        session,
-        run=run,
-        ticket=ticket,
-        status=status,
-        removed_hash=removed_hash,
-        removed_count=count,
-        model_after=model_after,
-        audit_position=ev.position,
-        audit_hash=ev.hash,
-    )
-    signed = certs.sign_certificate(body, key)
-    path = settings.certificates / f"{cid}.json"
-    sha = certs.write_certificate(path, signed)
-    row = Certificate(
-        certificate_id=cid,
-        run_id=int(run.id),
-        ticket_ids=[int(ticket.id)],
-        path=str(path),
-        sha256=sha,
-        digest=certs.certificate_digest(signed),
-        key_id=signed["signature"]["key_id"],
-        status=status,
-        audit_position=ev.position,
-    )
-    session.add(row)
-    session.flush()
-    ticket.certificate_id = row.id
-    ticket.removed_interactions = count
+    """Record on ``ticket`` what the purge stage records there (the count and hash of the pairs
+    it erased; certificates read them from the ticket), then issue with the platform's issuer."""
+    ticket.removed_interactions = _removed_count(ticket)
+    ticket.removed_hash = _sha("removed", ticket.external_id)
     session.add(ticket)
-    return row
+    return certify.issue(
+        platform, session, run=run, ticket=ticket, status=status, model_after=model_after
+    )
 
 
 def tamper(path: Path) -> None:
@@ -337,9 +314,12 @@ def seed_ledger(
     policy = policy or load_policy(POLICY)
     engine = make_engine(settings.database_url)
     init_db(engine)
-    secret = certs.load_or_create_secret(settings.pseudonym_secret)
-    key = certs.load_or_create_signing_key(settings.signing_key)
-    certs.export_public_key(key, settings.public_key)
+    # The platform the issuer signs with (its key, exported public key, actor). Not
+    # ``Platform.open``: the seeded ledger has no DVC store (nothing here reads one), and the
+    # policy comes from the repository, not from ``home``.
+    store = DvcStore(settings.var / "store", settings.var / "dvc-remote")  # never created
+    platform = Platform(settings, engine, store, policy, actor=ACTOR)
+    on_audit_commit(engine, platform.write_head)  # the signed audit head, as the platform keeps
 
     with session_scope(engine) as session:
         ds1 = _dataset(session, 1, 87_502, None, None)
@@ -358,7 +338,7 @@ def seed_ledger(
                     source="dsar-export.json#" + ext.split("-")[1],
                 ),
                 policy=policy,
-                pseudonymise=lambda s: certs.pseudonymise(s, secret),
+                pseudonymise=platform.pseudonymise,
                 actor=ACTOR,
             )
             tickets[ext] = ticket
@@ -377,7 +357,7 @@ def seed_ledger(
                 policy_sha256=policy.sha256,
                 ticket_ids=ids,
                 removed_hash=_sha("batch-removed", n),
-                removed_count=sum(12 * max(1, len(tickets[e].items)) for e in members),
+                removed_count=sum(_removed_count(tickets[e]) for e in members),
                 started_at=now - timedelta(days=8 - 4 * n, minutes=5),
                 finished_at=now - timedelta(days=8 - 4 * n),
                 **fields,
@@ -434,7 +414,7 @@ def seed_ledger(
             data={"mode": "final", "passed": True},
         )
         for e in ("DSAR-2001", "DSAR-2002"):
-            _issue(session, key, settings, run1, tickets[e], "final", m2)
+            _certify(platform, session, run1, tickets[e], "final", m2)
             transition(session, tickets[e], TicketStatus.CERTIFIED, actor=ACTOR)
 
         # Run 2: LIC-3001, provisional (no reference yet, so no retrain time).
@@ -469,7 +449,7 @@ def seed_ledger(
             entity_id=run2.id,
             data={"mode": "provisional", "passed": True},
         )
-        _issue(session, key, settings, run2, tickets["LIC-3001"], "provisional", m4)
+        _certify(platform, session, run2, tickets["LIC-3001"], "provisional", m4)
         transition(session, tickets["LIC-3001"], TicketStatus.CERTIFIED, actor=ACTOR)
 
         # The open tickets, each walked to its status.
@@ -492,7 +472,7 @@ def seed_ledger(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m dashboard.seed",
+        prog="python -m tests.dashboard.seed",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
