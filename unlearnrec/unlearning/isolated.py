@@ -1,5 +1,9 @@
 """Where retrain puts a node the request leaves without edges, reproduced without retraining.
 
+This replay is the fallback for a model without shadow items (``models/shadow.py``: rows trained
+with the model as items nobody interacted with, which need no model of the users' trajectory and
+are what UnlearnRec uses first); a checkpoint from before shadow items, or one trained elsewhere.
+
 An erased user has no positive left, so retrain never draws it in a batch: its layer-0 row stays
 at its initial draw. A taken-down item is different: retrain still draws it as the sampled
 negative of other users' positives, about ``batch_size / num_items`` times per step, for every

@@ -60,11 +60,13 @@ class UnlearnRecConfig:
     negative_slope: float = 0.2  # LeakyReLU of the MLP
     reset_isolated: bool = True  # re-initialise nodes left without edges, as retrain has them
     # choice: where a reset *item* goes. "fresh": its initial draw (chance level). "negative":
-    # replay the push retrain gives it as every user's sampled negative over the training's
-    # epochs (``isolated.negative_push``), which puts it below never-seen items as retrain does.
+    # where retrain's negative sampling puts it, below never-seen items: one of the model's
+    # shadow rows (``models/shadow.py``, trained with the model as an item nobody interacted
+    # with), or for a model without them a replay of that push over the training's epochs
+    # (``isolated.negative_push``, with the two settings below).
     isolated_items: str = "negative"
-    isolated_edges: int = 4096  # residual edges sampled as the users of that replay
-    isolated_growth: float = 0.25  # users form as (t/T)^growth during the replayed training
+    isolated_edges: int = 4096  # replay only: residual edges sampled as its users
+    isolated_growth: float = 0.25  # replay only: users form as (t/T)^growth during training
     # Loss weights
     lambda_u: float = 0.15  # pre-training's (the fine-tune has finetune_lambda_u)
     lambda_p: float = 0.02
@@ -116,6 +118,9 @@ class UnlearnRecConfig:
     # renormalisation propagated inside that subgraph; its cost grows with the request, not the
     # graph (docs/benchmarks.md, 'Scaling').
     finetune_scope: str = "graph"
+    # choice: layer-0 rows the fine-tune may move: "all" (the method as published) or "touched"
+    # (the request's endpoints; the rest move only through propagation)
+    finetune_rows: str = "all"
     local_fanout: int = 32
     # Sequential requests: re-pre-train the encoder on the new base after this many requests
     # (0: never). Offline work, reported apart from the unlearning seconds.
@@ -655,6 +660,16 @@ def unlearn_request(
             )
         reset_rows = e0[isolated].clone() if bool(isolated.any()) else None
         e0 = torch.nn.Parameter(e0)
+        if config.finetune_rows == "touched":
+            # rows the request does not touch keep their trained values: on a converged model
+            # their minibatch gradients are noise, which Adam's first steps turn into moves of
+            # about lr per coordinate
+            keep_rows = idm.touched.float().unsqueeze(1)  # (N, 1)
+            e0.register_hook(lambda g: g * keep_rows)
+        elif config.finetune_rows != "all":
+            raise ValueError(
+                f"finetune_rows must be 'all' or 'touched', not {config.finetune_rows!r}"
+            )
         mlp = copy.deepcopy(encoder.mlp).requires_grad_(True)
         if config.finetune_lambda_u is not None:
             config = replace(config, lambda_u=config.finetune_lambda_u)
