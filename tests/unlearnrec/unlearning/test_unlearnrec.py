@@ -231,3 +231,23 @@ def test_the_kept_preparation_round_trips_through_a_model_folder(prepared, tmp_p
     for name in a:
         torch.testing.assert_close(a[name], b[name])
     assert fresh.refreshes_after_unlearn() is bool(TINY_UNLEARN.refresh_every)
+
+
+def test_finetune_rows_touched_moves_only_the_requests_rows(prepared, tiny_splits):
+    """With ``finetune_rows="touched"`` a row the request does not touch keeps its trained value
+    (it still reads out differently through propagation); with "all" the fine-tune moves it."""
+    state, method, _ = prepared
+    request = build_request("users:2", tiny_splits.fit, 0)
+    touched = np.zeros(state.model.num_nodes, dtype=bool)
+    touched[request.edges[:, 0]] = True
+    touched[request.edges[:, 1] + state.model.num_users] = True
+    before = state.model.embedding.detach()[~touched]
+    kw = dict(finetune_stop="fixed", finetune_steps=3)
+    only = UnlearnRec(replace(TINY_UNLEARN, finetune_rows="touched", **kw), method.encoder)
+    every = UnlearnRec(replace(TINY_UNLEARN, **kw), method.encoder)
+    assert torch.equal(only.unlearn(state, request).model.embedding.detach()[~touched], before)
+    assert not torch.equal(every.unlearn(state, request).model.embedding.detach()[~touched], before)
+    with pytest.raises(ValueError, match="finetune_rows"):
+        UnlearnRec(replace(TINY_UNLEARN, finetune_rows="some"), method.encoder).unlearn(
+            state, request
+        )
