@@ -34,8 +34,9 @@ from unlearnrec.ledger import (
     verify_with_certificates,
 )
 from unlearnrec.ledger.replay import replay_rows
+from unlearnrec.verification import Figures, report_of
 
-# Verification figures, in display order: key in ``UnlearningRun.verification[...]`` -> label.
+# Verification figures, in display order: key in ``verification.Figures`` -> label.
 METRICS: dict[str, str] = {
     "recall@20": "Recall@20",
     "ndcg@20": "NDCG@20",
@@ -258,7 +259,7 @@ def runs(session: Session) -> list[dict[str, Any]]:
     names = dict(session.exec(select(Ticket.id, Ticket.external_id)).all())
     out = []
     for run in session.exec(select(UnlearningRun).order_by(UnlearningRun.id.desc())):  # type: ignore[union-attr]
-        v = run.verification or {}
+        v = report_of(run)
         timing = run_timing(run.timings or {}, run.reference_model_id, ref_seconds)
         out.append(
             {
@@ -270,13 +271,14 @@ def runs(session: Session) -> list[dict[str, Any]]:
                 "tickets": [names.get(t, f"#{t}") for t in run.ticket_ids],
                 "removed_count": run.removed_count,
                 "policy": f"{run.policy_id} v{run.policy_version}" if run.policy_id else DASH,
-                "mode": v.get("mode", DASH),
+                "mode": v.mode if v else DASH,
                 # exact (shard retrain, proved from the manifests) | retrain | approximate
                 "tier": certs.tier_of(run.method, v) if v else DASH,
-                "passed": v.get("passed"),
-                "fallback": v.get("fallback") or DASH,
-                "reasons": list(v.get("reasons") or []),
-                "verification": v,
+                "passed": v.passed if v else None,
+                "fallback": (v.fallback if v else None) or DASH,
+                "reasons": list(v.reasons) if v else [],
+                "verification": v,  # a VerificationReport, None before the run was verified
+                "record": dict(run.verification or {}),  # the ledger's JSON, to show as stored
                 "timings": dict(run.timings or {}),
                 **timing,
                 "dataset_before_id": run.dataset_before_id,
@@ -324,8 +326,8 @@ def metric_rows(run_rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for r in run_rows:
         for model in ("unlearned", "reference"):
-            figures = r["verification"].get(model)
-            if not isinstance(figures, dict):
+            figures = _figures(r, model)
+            if figures is None:
                 continue
             for key, label in METRICS.items():
                 value = _number(figures.get(key))
@@ -343,13 +345,19 @@ def metric_rows(run_rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _figures(run_row: dict[str, Any], model: str) -> Figures | None:
+    """``model``'s figures (``unlearned`` or ``reference``) in a :func:`runs` row, if any."""
+    report = run_row["verification"]
+    return getattr(report, model) if report is not None else None
+
+
 def metric_table(run_rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per run: each figure for the unlearned model and the reference side by side."""
     out = []
     for r in run_rows:
         row: dict[str, Any] = {"run": r["id"], "mode": r["mode"], "passed": r["passed"]}
         for model, short in (("unlearned", "unlearned"), ("reference", "reference")):
-            figures = r["verification"].get(model) or {}
+            figures = _figures(r, model) or Figures()
             for key, label in METRICS.items():
                 row[f"{label} ({short})"] = _number(figures.get(key))
         row["fallback"] = r["fallback"]

@@ -658,14 +658,13 @@ def _run_detail(runs: list[dict[str, Any]]) -> None:
         "Run", list(by_id), "run", key="run_pick", fmt=lambda i: f"run {i}"
     )
     r = by_id[choice]
-    v = r["verification"]
     cols = st.columns(5)
     cols[0].metric("Verification", r["mode"])
     cols[1].metric("Tier", r["tier"])
     cols[2].metric("Passed", {True: "yes", False: "no"}.get(r["passed"], queries.DASH))
     cols[3].metric("Fallback", r["fallback"])
     cols[4].metric("Speed-up vs retrain", ui.speedup(r["speedup"]))
-    exact = v.get("exact") or {}
+    exact = (r["verification"].exact if r["verification"] else None) or {}
     if exact:
         st.caption(
             f"Exact tier: shards retrained {exact.get('shards_retrained')} of "
@@ -685,4 +684,4 @@ def _run_detail(runs: list[dict[str, Any]]) -> None:
         f"(reference {r['reference_model_id'] or queries.DASH})"
     )
     with st.expander("Verification record and timings"):
-        st.json({"verification": v, "timings": r["timings"]}, expanded=1)
+        st.json({"verification": r["record"], "timings": r["timings"]}, expanded=1)

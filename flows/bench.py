@@ -185,7 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         "status": run.status,
         "unlearn_seconds": run.timings.get("unlearn_seconds"),
         "encoder_refresh_seconds": run.timings.get("encoder_refresh_seconds"),
-        "verification": {k: run.verification.get(k) for k in ("mode", "passed")},
+        "verification": {
+            "mode": run.verification.mode if run.verification else None,
+            "passed": run.verification.passed if run.verification else None,
+        },
     }
     result["command"] = " ".join(
         [Path(sys.executable).name, "-m", "flows.bench", *(argv or sys.argv[1:])]

@@ -155,6 +155,19 @@ def run_demo(root: Path, *, fresh: bool = False, device: str = "auto") -> int:
     return 0
 
 
+def _figures_line(name: str, figures) -> str:
+    """One model's figures (``verification.Figures``); a figure the record lacks shows 0."""
+
+    def f(key: str) -> float:
+        value = figures.get(key)
+        return 0 if value is None else value
+
+    return (
+        f"    {name}: MI-BF {f('mi_bf'):.3f}  MI-NG {f('mi_ng'):.3f}  "
+        f"MIA AUC {f('mia_auc'):.3f}  Recall@20 {f('recall@20'):.4f}"
+    )
+
+
 def summary_text(platform, report: dict, pipeline_seconds: float, flows_seconds: float) -> str:
     from sqlmodel import select
 
@@ -166,6 +179,7 @@ def summary_text(platform, report: dict, pipeline_seconds: float, flows_seconds:
         verify_with_certificates,
     )
     from unlearnrec.pipeline import format_report
+    from unlearnrec.verification import report_of
 
     lines = [format_report(report), ""]
     with session_scope(platform.engine) as session:
@@ -189,27 +203,21 @@ def summary_text(platform, report: dict, pipeline_seconds: float, flows_seconds:
             lines.append(f"  {t.status:<9} {t.external_id:<10} {(t.reason or '')[:90]}")
         runs = list(session.exec(select(UnlearningRun).order_by(UnlearningRun.id)))
         for run in runs:
-            v = run.verification
-            u, r = v.get("unlearned", {}), v.get("reference", {})
+            v = report_of(run)
             lines.append(
                 f"Run {run.id} ({run.method}, {len(run.ticket_ids)} tickets, "
-                f"{run.removed_count} interactions erased): verification {v.get('mode')}, "
-                f"{'passed' if v.get('passed') else 'FAILED'}"
-                + (f", fallback {v['fallback']}" if v.get("fallback") else "")
+                f"{run.removed_count} interactions erased): "
+                f"verification {v.mode if v else None}, "
+                f"{'passed' if v and v.passed else 'FAILED'}"
+                + (f", fallback {v.fallback}" if v and v.fallback else "")
             )
-            if u:
-                lines.append(
-                    f"    unlearned: MI-BF {u.get('mi_bf', 0):.3f}  MI-NG "
-                    f"{u.get('mi_ng', 0):.3f}  MIA AUC {u.get('mia_auc', 0):.3f}  "
-                    f"Recall@20 {u.get('recall@20', 0):.4f}"
-                )
-            if r:
-                lines.append(
-                    f"    reference: MI-BF {r.get('mi_bf', 0):.3f}  MI-NG "
-                    f"{r.get('mi_ng', 0):.3f}  MIA AUC {r.get('mia_auc', 0):.3f}  "
-                    f"Recall@20 {r.get('recall@20', 0):.4f}"
-                )
-            for reason in v.get("failed_unlearning", []):
+            for name, figures in (
+                ("unlearned", v and v.unlearned),
+                ("reference", v and v.reference),
+            ):
+                if figures:
+                    lines.append(_figures_line(name, figures))
+            for reason in (v.failed_unlearning or []) if v else []:
                 lines.append(f"    unlearning alone failed the final check: {reason}")
             t = run.timings
             lines.append(

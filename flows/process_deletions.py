@@ -192,7 +192,8 @@ def summary_rows(runs: list[process.RunSummary]) -> list[dict]:
     """One row per run for the summary table (numbers stay numbers; absent ones are None)."""
 
     def figure(r: process.RunSummary, name: str) -> float | None:
-        value = r.verification.get("unlearned", {}).get(name)
+        figures = r.verification.unlearned if r.verification else None
+        value = figures.get(name) if figures else None
         return round(float(value), 4) if value is not None else None
 
     return [
@@ -202,7 +203,7 @@ def summary_rows(runs: list[process.RunSummary]) -> list[dict]:
             "stage": r.stage,
             "tickets": len(r.tickets),
             "certificates": len(r.certificates),
-            "mode": r.verification.get("mode", ""),
+            "mode": r.verification.mode if r.verification else "",
             "MI-BF": figure(r, "mi_bf"),
             "MIA AUC": figure(r, "mia_auc"),
             "unlearn s": round(float(r.timings.get("unlearn_seconds", 0.0)), 2),

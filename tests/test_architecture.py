@@ -36,9 +36,15 @@ def test_the_ledger_and_records_do_not_import_torch():
     """The dashboard reads the ledger and certificates; importing them must stay light."""
     loaded = _loaded_after(
         "import unlearnrec.ledger, unlearnrec.certificates, unlearnrec.policy, "
-        "unlearnrec.intake, unlearnrec.settings"
+        "unlearnrec.intake, unlearnrec.settings, unlearnrec.verification"
     )
     assert "torch" not in loaded
+
+
+def test_the_verification_record_loads_neither_torch_nor_pydantic():
+    """The bench (on the bare GPU machine) may type its figures with it: a plain module."""
+    loaded = _loaded_after("import unlearnrec.verification")
+    assert not {"torch", "pydantic", "sqlmodel", "sqlalchemy"} & loaded
 
 
 def test_no_core_module_imports_prefect_streamlit_or_gx():

@@ -29,7 +29,7 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -39,6 +39,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from unlearnrec.files import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from unlearnrec.verification import VerificationReport
 
 SCHEMA = "unlearnrec.certificate/1"
 ALGORITHM = "Ed25519"
@@ -75,13 +78,13 @@ class KeyPermissionError(PermissionError):
 # --------------------------------------------------------------------------------------------
 
 
-def tier_of(method: str, verification: dict[str, Any]) -> str:
+def tier_of(method: str, report: VerificationReport | None) -> str:
     """How the certified model forgot: ``exact`` (a partition method's shard retrain, proved
     from the manifests), ``retrain`` (a model trained without the data: the retrain method or
     the fallback) or ``approximate`` (an unlearning method, verified by the figures)."""
-    if verification.get("tier") == "exact" and (verification.get("exact") or {}).get("passed"):
+    if report is not None and report.tier == "exact" and (report.exact or {}).get("passed"):
         return "exact"
-    if method == "retrain" or verification.get("fallback") == "retrain":
+    if method == "retrain" or (report is not None and report.fallback == "retrain"):
         return "retrain"
     return "approximate"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -132,7 +133,12 @@ def test_a_tickets_timeline_holds_its_events_and_its_runs(engine, data):
 
 def test_runs_report_figures_time_and_speedup(data):
     run2, run1 = data["runs"]  # newest first
-    assert run1["verification"]["unlearned"] == RUN1_UNLEARNED
+    assert run1["record"]["unlearned"] == RUN1_UNLEARNED  # the ledger's JSON, as stored
+    figures = run1["verification"].unlearned
+    assert (figures.mi_bf, figures.get("recall@20")) == (
+        RUN1_UNLEARNED["mi_bf"],
+        RUN1_UNLEARNED["recall@20"],
+    )
     assert run1["unlearn_seconds"] == RUN1_UNLEARN_SECONDS
     assert run1["retrain_seconds"] == RUN1_RETRAIN_SECONDS
     assert run1["retrain_source"] == "reference model #3"
@@ -145,13 +151,16 @@ def test_runs_report_figures_time_and_speedup(data):
 
 def test_the_tier_names_how_the_certified_model_forgot():
     from unlearnrec import certificates as certs
+    from unlearnrec.verification import VerificationReport
 
-    exact = {"tier": "exact", "exact": {"passed": True}}
+    final = VerificationReport(mode="final", passed=True)
+    exact = replace(final, tier="exact", exact={"passed": True})
     assert certs.tier_of("sisa", exact) == "exact"
-    assert certs.tier_of("sisa", {**exact, "exact": {"passed": False}}) == "approximate"
-    assert certs.tier_of("retrain", {"mode": "final"}) == "retrain"
-    assert certs.tier_of("unlearnrec", {"fallback": "retrain"}) == "retrain"
-    assert certs.tier_of("unlearnrec", {"mode": "provisional"}) == "approximate"
+    assert certs.tier_of("sisa", replace(exact, exact={"passed": False})) == "approximate"
+    assert certs.tier_of("retrain", final) == "retrain"
+    assert certs.tier_of("unlearnrec", replace(final, fallback="retrain")) == "retrain"
+    assert certs.tier_of("unlearnrec", replace(final, mode="provisional")) == "approximate"
+    assert certs.tier_of("unlearnrec", None) == "approximate"
 
 
 def test_the_retrain_time_falls_back_to_the_runs_own_timings():

@@ -22,6 +22,7 @@ from unlearnrec.compliance import process
 from unlearnrec.compliance.ingest import ingest_inbox
 from unlearnrec.compliance.lifecycle import ReferenceSummary
 from unlearnrec.ledger import utcnow
+from unlearnrec.verification import Figures, VerificationReport
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +99,9 @@ def test_a_hanging_batch_fails_the_flow_run_and_a_pass_publishes_table_artifacts
             stage="certified",
             tickets=list(ticket_ids),
             certificates=["a.json"],
-            verification={"mode": "provisional", "unlearned": {"mi_bf": 1.5, "mia_auc": 0.51}},
+            verification=VerificationReport(
+                mode="provisional", passed=True, unlearned=Figures(mi_bf=1.5, mia_auc=0.51)
+            ),
             timings={"unlearn_seconds": 0.25},
         )
 

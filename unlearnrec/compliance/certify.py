@@ -30,6 +30,7 @@ from unlearnrec.ledger import (
     utcnow,
 )
 from unlearnrec.ledger.keys import require_registered
+from unlearnrec.verification import report_of
 
 PENDING = ".pending"
 
@@ -123,7 +124,6 @@ def build_body(
     ds_before = session.get(DatasetVersion, run.dataset_before_id)
     ds_after = session.get(DatasetVersion, run.dataset_after_id)
     m_before = session.get(ModelVersion, run.model_before_id)
-    verification = dict(run.verification)
     return {
         "schema": certs.SCHEMA,
         "certificate_id": certificate_id(run, ticket, status),
@@ -172,8 +172,9 @@ def build_body(
         "method": {"name": run.method, "params": run.params, "device": run.device},
         # exact: shard manifests prove no sub-model saw the erased data (verification.exact);
         # retrain: a model trained without it; approximate: unlearned, checked by the figures
-        "tier": certs.tier_of(run.method, verification),
-        "verification": verification,
+        "tier": certs.tier_of(run.method, report_of(run)),
+        # the ledger's JSON as stored (the report's one serialisation), not written again
+        "verification": dict(run.verification),
         "policy": {"id": run.policy_id, "version": run.policy_version, "sha256": run.policy_sha256},
         "audit": {"position": audit_position, "event_hash": audit_hash},
         "timings": {k: round(float(v), 3) for k, v in run.timings.items()},

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sqlmodel import col, select
@@ -17,6 +17,7 @@ from unlearnrec.compliance.erasure import (
     record_purged_models,
     sync_pipeline,
 )
+from unlearnrec.compliance.fallback import Decision, decide
 from unlearnrec.compliance.platform import Platform
 from unlearnrec.compliance.process import promote_retrain, removed_pairs
 from unlearnrec.compliance.scratch import scratch_dir
@@ -39,6 +40,7 @@ from unlearnrec.ledger import (
     session_scope,
     utcnow,
 )
+from unlearnrec.verification import record
 
 log = logging.getLogger("unlearnrec.lifecycle")
 
@@ -107,7 +109,7 @@ def retrain_reference(platform: Platform, *, device: str = "auto") -> ReferenceS
     from unlearnrec.settings import pipeline_retrain_overrides
 
     summary = ReferenceSummary()
-    thresholds = platform.policy.verification.thresholds.model_dump()
+    thresholds = platform.policy.verification.thresholds
     # the fastest equal-utility configuration params.yaml names (``unlearnrec ladder``), read
     # before any work: the reference and the fallback it may promote train as bench's retrain
     overrides = pipeline_retrain_overrides(platform.settings.home)
@@ -158,20 +160,23 @@ def retrain_reference(platform: Platform, *, device: str = "auto") -> ReferenceS
                         reference_folder=ref_folder,
                         device=device,
                     )
-                report["reference_model_sha256"] = ref.sha256
+                report = replace(report, reference_model_sha256=ref.sha256)
                 promoted = None
-                if not report["passed"]:
+                decision = decide(report, platform.policy.on_failure.action)
+                if decision != Decision.KEEP:
                     summary.failed.append(run_id)
-                    if platform.policy.on_failure.action != "retrain":
-                        append_event(
-                            session,
-                            actor=platform.actor,
-                            action="run.final_failed",
-                            entity="run",
-                            entity_id=run_id,
-                            data={"reasons": report.get("reasons", [])},
-                        )
-                        continue
+                if decision == Decision.ESCALATE:
+                    # the provisional certificates stay; the failure is on the audit trail
+                    append_event(
+                        session,
+                        actor=platform.actor,
+                        action="run.final_failed",
+                        entity="run",
+                        entity_id=run_id,
+                        data={"reasons": report.reasons},
+                    )
+                    continue
+                if decision == Decision.PROMOTE_RETRAIN:
                     promoted, report = promote_retrain(
                         platform,
                         session,
@@ -183,7 +188,7 @@ def retrain_reference(platform: Platform, *, device: str = "auto") -> ReferenceS
                         parent_id=int(prod.id),  # type: ignore[arg-type]
                         device=device,
                     )
-                run.verification = report
+                record(run, report)
                 run.reference_model_id = ref.id
                 session.add(run)
                 append_event(
@@ -193,10 +198,10 @@ def retrain_reference(platform: Platform, *, device: str = "auto") -> ReferenceS
                     entity="run",
                     entity_id=run_id,
                     data={
-                        "mode": report.get("mode"),
-                        "passed": report.get("passed"),
+                        "mode": report.mode,
+                        "passed": report.passed,
                         "reference_model_id": ref.id,
-                        "fallback": report.get("fallback"),
+                        "fallback": report.fallback,
                     },
                 )
                 model_after = promoted or prod

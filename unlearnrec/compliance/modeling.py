@@ -28,14 +28,16 @@ from unlearnrec.compliance.dataset import DatasetFiles
 from unlearnrec.config import TrainConfig, from_dict, to_dict
 from unlearnrec.data.dataset import contains_edges, edge_keys
 from unlearnrec.files import sha256_file
-from unlearnrec.forgetting import ForgettingConfig, ForgettingProbe, ModelForgetting, compare
+from unlearnrec.forgetting import ForgettingConfig, ForgettingProbe, compare
 from unlearnrec.graph import Graph
 from unlearnrec.models import GraphRecommender
+from unlearnrec.policy import MembershipAudit, Thresholds
 from unlearnrec.training import resolve_device
 from unlearnrec.unlearning import METHODS, ModelState, Retrain, UnlearningMethod
 from unlearnrec.unlearning.base import KeepsPreparation
 from unlearnrec.unlearning.requests import DeletionRequest
 from unlearnrec.unlearning.sharded import SHARDED_DIR, ShardedRecommender, load_sharded
+from unlearnrec.verification import FINAL, PROVISIONAL, Figures, VerificationReport
 
 
 @dataclass
@@ -327,18 +329,6 @@ def attach_preparation(
     return seconds
 
 
-def _fig(m: ModelForgetting) -> dict[str, Any]:
-    return {
-        "mi_bf": m.mi_bf,
-        "mi_ng": m.mi_ng,
-        "mia_auc": m.mia_auc,
-        "mia_auc_threshold": m.mia_auc_threshold,
-        "score_forgotten": m.score_forgotten,
-        "score_negative": m.score_negative,
-        **m.utility,
-    }
-
-
 def provisional_reasons(
     mi_bf: float,
     mia_auc: float,
@@ -385,10 +375,10 @@ def verify(
     unlearned_folder: Path,
     after: DatasetFiles,
     removed: np.ndarray,
-    thresholds: dict[str, float],
+    thresholds: Thresholds,
     reference_folder: Path | None = None,
     device: str = "auto",
-) -> dict[str, Any]:
+) -> VerificationReport:
     """Forgetting figures of the unlearned model on the removed training edges.
 
     Without a reference (provisional): see :func:`provisional_reasons` (MI-BF above 1, attack
@@ -397,34 +387,34 @@ def verify(
     """
     dev = resolve_device(device)
     config = ForgettingConfig(
-        **{
-            k: v
-            for k, v in thresholds.items()
-            if k in ("auc_margin", "mi_ng_tolerance", "mi_bf_ratio", "min_utility_ratio")
-        }
+        auc_margin=thresholds.auc_margin,
+        mi_ng_tolerance=thresholds.mi_ng_tolerance,
+        mi_bf_ratio=thresholds.mi_bf_ratio,
+        min_utility_ratio=thresholds.min_utility_ratio,
     )
     orig = load_model_folder(original_folder, dev).model
     orig_graph = graph_of(original, dev)
     in_graph = removed[contains_edges(original.fit, removed, original.num_items)]
-    result: dict[str, Any] = {"removed_training_edges": len(in_graph), "thresholds": thresholds}
+    base = {"removed_training_edges": len(in_graph), "thresholds": thresholds}
     if len(in_graph) == 0:
         # Only held-out pairs were erased: the model never trained on them; nothing to forget.
-        result.update(mode="final", passed=True, reasons=["no training edge was erased"])
-        return result
+        return VerificationReport(
+            mode=FINAL, passed=True, reasons=["no training edge was erased"], **base
+        )
     known = np.concatenate([original.all_pairs()])
     probe = ForgettingProbe.build(orig, orig_graph, in_graph, after.test, known, config)
     unl = load_model_folder(unlearned_folder, dev).model
     exclude = np.concatenate([after.fit, after.valid])
     after_graph = graph_of(after, dev)
     u = probe.measure(unl, after_graph, after.test, exclude, config)
-    result["unlearned"] = _fig(u)
     exact = exactness(unl, orig, after.fit, in_graph)
     if exact is not None:
         # The exact tier: the proof is the shard manifests, not a statistic; the attack figures
         # (and the reference's, when there is one) are kept as evidence beside it.
+        reference = None
         if reference_folder is not None:
             ref = load_model_folder(reference_folder, dev).model
-            result["reference"] = _fig(probe.measure(ref, after_graph, after.test, exclude, config))
+            reference = Figures.of(probe.measure(ref, after_graph, after.test, exclude, config))
         if exact["passed"]:
             reasons = ["exact: no sub-model was trained on an erased pair (shard manifests)"]
         else:
@@ -432,9 +422,16 @@ def verify(
                 f"not exact: {exact['removed_pairs_in_shards']} erased pairs in the shards, "
                 f"remaining pairs held once: {exact['shards_cover_remaining_once']}"
             ]
-        result.update(mode="final", tier="exact", exact=exact, passed=exact["passed"])
-        result["reasons"] = reasons
-        return result
+        return VerificationReport(
+            mode=FINAL,
+            passed=exact["passed"],
+            reasons=reasons,
+            tier="exact",
+            exact=exact,
+            unlearned=Figures.of(u),
+            reference=reference,
+            **base,
+        )
     if reference_folder is None:
         # erased users and taken-down items (no edge left) sit below chance under retrain too:
         # the over-unlearning bound is checked on the other erased edges only
@@ -446,21 +443,26 @@ def verify(
         if resets and kept.sum() >= 20:
             sub = ForgettingProbe.build(orig, orig_graph, in_graph[kept], after.test, known, config)
             kept_auc = sub.measure(unl, after_graph, after.test, exclude, config).mia_auc
-            result["kept_edges_mia_auc"] = kept_auc
         reasons = provisional_reasons(
             u.mi_bf, u.mia_auc, config.auc_margin, resets_nodes=resets, kept_auc=kept_auc
         )
-        result.update(mode="provisional", passed=not reasons, reasons=reasons)
-        return result
+        return VerificationReport(
+            mode=PROVISIONAL,
+            passed=not reasons,
+            reasons=reasons,
+            unlearned=Figures.of(u),
+            kept_edges_mia_auc=kept_auc,
+            **base,
+        )
     ref = load_model_folder(reference_folder, dev).model
     r = probe.measure(ref, after_graph, after.test, exclude, config)
     ratios, over, under, reasons = compare(u, r, config)
     k = config.topk[0]
     passed = not over and not under and ratios[f"recall@{k}"] >= config.min_utility_ratio
-    audit = thresholds.get("membership") or {}
-    if audit.get("references"):
+    membership = None
+    if thresholds.membership.references:
         # the policy asks for the reference-model membership audit (unlearnrec.membership)
-        result["membership"] = membership_audit(
+        membership = membership_audit(
             orig,
             orig_graph,
             unl,
@@ -470,20 +472,22 @@ def verify(
             after,
             original,
             original_folder,
-            audit,
+            thresholds.membership,
         )
-        passed = passed and result["membership"]["passed"]
-        reasons = [*reasons, *result["membership"]["reasons"]]
-    result.update(
-        mode="final",
-        reference=_fig(r),
+        passed = passed and membership["passed"]
+        reasons = [*reasons, *membership["reasons"]]
+    return VerificationReport(
+        mode=FINAL,
+        passed=passed,
+        reasons=reasons,
+        unlearned=Figures.of(u),
+        reference=Figures.of(r),
         ratios=ratios,
         over_unlearning=over,
         under_unlearning=under,
-        passed=passed,
-        reasons=reasons,
+        membership=membership,
+        **base,
     )
-    return result
 
 
 def membership_audit(
@@ -496,7 +500,7 @@ def membership_audit(
     after: DatasetFiles,
     before: DatasetFiles,
     original_folder: Path,
-    audit: dict[str, Any],
+    audit: MembershipAudit,
 ) -> dict[str, Any]:
     """The policy's membership audit: erased training pairs vs the held-out test pairs, with
     the original model's K references (cached per base model under ``var/references``)."""
@@ -514,8 +518,8 @@ def membership_audit(
         nonmembers=after.test,
         valid=before.valid,
         train_config=load_model_folder(original_folder, original_graph.device).train_config,
-        references=int(audit["references"]),
-        tpr_margin=float(audit.get("tpr_margin", 0.01)),
-        auc_margin=float(audit.get("auc_margin", 0.03)),
+        references=audit.references,
+        tpr_margin=audit.tpr_margin,
+        auc_margin=audit.auc_margin,
         cache_dir=get_settings().var / "references",
     )

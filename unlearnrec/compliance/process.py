@@ -31,6 +31,7 @@ from unlearnrec import certificates as certs
 from unlearnrec.compliance import certify
 from unlearnrec.compliance.dataset import DatasetFiles
 from unlearnrec.compliance.erasure import tombstone
+from unlearnrec.compliance.fallback import Decision, decide
 from unlearnrec.compliance.platform import Platform
 from unlearnrec.compliance.scratch import scratch_dir, sweep
 from unlearnrec.compliance.versions import (
@@ -55,6 +56,7 @@ from unlearnrec.ledger import (
     utcnow,
 )
 from unlearnrec.ledger.leases import hold
+from unlearnrec.verification import FINAL, VerificationReport, record, report_of
 
 log = logging.getLogger("unlearnrec.process")
 
@@ -231,7 +233,7 @@ class RunSummary:
     stage: str
     tickets: list[int] = field(default_factory=list)
     certificates: list[str] = field(default_factory=list)
-    verification: dict[str, Any] = field(default_factory=dict)
+    verification: VerificationReport | None = None  # None: the run was not verified yet
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
 
@@ -407,12 +409,15 @@ def _nothing_to_erase(
     run.model_after_id = run.model_before_id
     run.removed_count = 0
     run.removed_hash = nothing
-    run.verification = {
-        "mode": "final",
-        "passed": True,
-        "removed_training_edges": 0,
-        "reasons": ["nothing to erase: the dataset holds no interaction the batch names"],
-    }
+    record(
+        run,
+        VerificationReport(
+            mode=FINAL,
+            passed=True,
+            removed_training_edges=0,
+            reasons=["nothing to erase: the dataset holds no interaction the batch names"],
+        ),
+    )
     _mark_verified(
         platform,
         session,
@@ -535,7 +540,7 @@ def stage_verify(platform: Platform, run_id: int, device: str) -> None:
     from unlearnrec.compliance.modeling import retrain_model, verify
     from unlearnrec.settings import pipeline_retrain_overrides
 
-    thresholds = platform.policy.verification.thresholds.model_dump()
+    thresholds = platform.policy.verification.thresholds
     home = platform.settings.home
     with session_scope(platform.engine) as session:
         run, tickets = _run_and_tickets(session, run_id)
@@ -574,7 +579,8 @@ def stage_verify(platform: Platform, run_id: int, device: str) -> None:
                     reference_folder=ref_folder or own,
                     device=device,
                 )
-            if not report["passed"] and platform.policy.on_failure.action == "retrain":
+            decision = decide(report, platform.policy.on_failure.action)
+            if decision == Decision.PROMOTE_RETRAIN:
                 # Fallback: a full retrain without the data forgets by construction.
                 if ref_folder is None:
                     ref_folder, secs = retrain_model(
@@ -597,10 +603,10 @@ def stage_verify(platform: Platform, run_id: int, device: str) -> None:
                     device=device,
                 )
                 run.method, run.model_after_id = "retrain", promoted.id
-            elif not report["passed"]:
-                run.verification = report
+            elif decision == Decision.ESCALATE:
+                record(run, report)
                 run.status = "escalated"  # a person decides; not retried automatically
-                run.error = "verification failed: " + "; ".join(report.get("reasons", []))
+                run.error = "verification failed: " + "; ".join(report.reasons)
                 session.add(run)
                 for t in tickets:
                     transition(
@@ -612,10 +618,10 @@ def stage_verify(platform: Platform, run_id: int, device: str) -> None:
                     action="run.escalated",
                     entity="run",
                     entity_id=run.id,
-                    data={"reasons": report["reasons"]},
+                    data={"reasons": report.reasons},
                 )
                 return
-        run.verification = report
+        record(run, report)
         _mark_verified(
             platform,
             session,
@@ -623,8 +629,8 @@ def stage_verify(platform: Platform, run_id: int, device: str) -> None:
             tickets,
             "run.verified",
             {
-                "mode": report["mode"],
-                "passed": report["passed"],
+                "mode": report.mode,
+                "passed": report.passed,
                 "method": run.method,
                 "model_after_id": run.model_after_id,
             },
@@ -637,12 +643,12 @@ def promote_retrain(
     folder: Path,
     files: DatasetFiles,
     run: UnlearningRun,
-    report: dict[str, Any],
+    report: VerificationReport,
     *,
     dataset_version_id: int,
     parent_id: int,
     device: str,
-) -> tuple[ModelVersion, dict[str, Any]]:
+) -> tuple[ModelVersion, VerificationReport]:
     """The fallback when unlearning fails verification: the retrained model (which never saw the
     erased data) becomes the production model, prepared for the policy's method (UnlearnRec: an
     encoder of its own). Returns it and the report saying what unlearning missed."""
@@ -660,14 +666,7 @@ def promote_retrain(
         parent_id=parent_id,
         run_id=run.id,
     )
-    return promoted, {
-        **report,
-        "fallback": "retrain",
-        "passed": True,
-        "mode": "final",
-        "failed_unlearning": report.get("reasons", []),
-        "reasons": ["promoted a full retrain"],
-    }
+    return promoted, report.with_retrain_fallback()
 
 
 def stage_certify(platform: Platform, run_id: int) -> list[str]:
@@ -684,7 +683,8 @@ def stage_certify(platform: Platform, run_id: int) -> list[str]:
                 f"model version {model_after.id}: no certificate may name a model that does not "
                 "serve"
             )
-        status = "final" if run.verification.get("mode") == "final" else "provisional"
+        report = report_of(run)
+        status = "final" if report is not None and report.final else "provisional"
         paths = []
         for t in tickets:
             cert = certify.issue(
@@ -788,7 +788,7 @@ def _run_batch(
             stage=run.stage,
             tickets=list(run.ticket_ids),
             certificates=[c.path for c in certs_],
-            verification=dict(run.verification),
+            verification=report_of(run),
             timings=dict(run.timings),
             error=run.error or error,
         )

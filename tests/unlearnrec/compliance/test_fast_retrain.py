@@ -23,12 +23,14 @@ from unlearnrec.compliance.modeling import retrain_model
 from unlearnrec.compliance.versions import checkout
 from unlearnrec.experiment import Splits
 from unlearnrec.ledger import ModelVersion, UnlearningRun, session_scope, utcnow
+from unlearnrec.verification import VerificationReport
 
 from .conftest import make_home
 from .test_workflow import VALID, _open_and_fill, _tickets, process_once
 
 ROOT = Path(__file__).resolve().parents[3]
 FAST = {"batch_size": 2048, "lr": 0.02}  # the tiny base trains at batch 1024, lr 0.01
+FORCED_FAILURE = VerificationReport(mode="provisional", passed=False, reasons=["forced to fail"])
 
 
 def _meta(platform, version: ModelVersion) -> dict:
@@ -77,7 +79,7 @@ def test_the_fallback_retrain_trains_with_the_configured_retrain(
     monkeypatch.setattr(
         modeling,
         "verify",
-        lambda **_: {"mode": "provisional", "passed": False, "reasons": ["forced to fail"]},
+        lambda **_: FORCED_FAILURE,
     )
     ingest_inbox(platform, now=utcnow())
     process_once()
@@ -122,7 +124,7 @@ def test_a_flow_given_a_home_trains_with_that_homes_retrain(
         monkeypatch.setattr(
             modeling,
             "verify",
-            lambda **_: {"mode": "provisional", "passed": False, "reasons": ["forced to fail"]},
+            lambda **_: FORCED_FAILURE,
         )
     decoy = tmp_path / "decoy"
     decoy.mkdir()

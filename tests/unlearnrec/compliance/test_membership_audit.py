@@ -13,6 +13,7 @@ from unlearnrec.compliance.dataset import DatasetFiles
 from unlearnrec.compliance.modeling import retrain_model, verify
 from unlearnrec.experiment import Splits
 from unlearnrec.policy import MembershipAudit, PolicyError, Thresholds, load_policy
+from unlearnrec.verification import VerificationReport
 
 from .conftest import POLICY, SMALL_UNLEARN, make_home
 
@@ -61,16 +62,23 @@ def erasure(tiny_artifacts, tmp_path_factory):
     return before, after, removed, base, ref
 
 
-def _verify(erasure, unlearned: Path) -> dict:
+def _verify(erasure, unlearned: Path) -> VerificationReport:
     before, after, removed, base, ref = erasure
-    thresholds = {"auc_margin": 0.3, "mi_bf_ratio": 0.0, "mi_ng_tolerance": 10.0}
+    # unvalidated: a ratio of 0 (below the policy's bound) switches the MI-BF check off here
+    thresholds = Thresholds.model_construct(
+        auc_margin=0.3,
+        mi_bf_ratio=0.0,
+        mi_ng_tolerance=10.0,
+        min_utility_ratio=0.5,
+        membership=MembershipAudit(**AUDIT),
+    )
     return verify(
         original_folder=base,
         original=before,
         unlearned_folder=unlearned,
         after=after,
         removed=removed,
-        thresholds={**thresholds, "min_utility_ratio": 0.5, "membership": AUDIT},
+        thresholds=thresholds,
         reference_folder=ref,
         device="cpu",
     )
@@ -79,8 +87,8 @@ def _verify(erasure, unlearned: Path) -> dict:
 def test_final_verification_runs_the_audit_and_keeps_the_references(erasure, tmp_path, monkeypatch):
     monkeypatch.setenv("UNLEARNREC_HOME", str(tmp_path))
     report = _verify(erasure, erasure[4])  # the retrain itself: the audit must pass
-    m = report["membership"]
-    assert m["passed"] and m["reasons"] == [] and report["passed"]
+    m = report.membership
+    assert m["passed"] and m["reasons"] == [] and report.passed
     assert m["k"] == 2 and len(m["references"]["sha256"]) == 2
     assert set(m["models"]) == {"original", "unlearned", "reference"}
     assert m["models"]["unlearned"]["auc"] == m["models"]["reference"]["auc"]
@@ -94,7 +102,7 @@ def test_final_verification_runs_the_audit_and_keeps_the_references(erasure, tmp
     from unlearnrec import membership
 
     membership._CACHE.clear()
-    again = _verify(erasure, erasure[4])["membership"]
+    again = _verify(erasure, erasure[4]).membership
     assert (
         again["references_reused"] and again["references"]["sha256"] == (m["references"]["sha256"])
     )
@@ -104,10 +112,10 @@ def test_final_verification_runs_the_audit_and_keeps_the_references(erasure, tmp
 def test_a_model_that_forgot_nothing_fails_the_audit(erasure, tmp_path, monkeypatch):
     monkeypatch.setenv("UNLEARNREC_HOME", str(tmp_path))
     report = _verify(erasure, erasure[3])  # the original model, not unlearned at all
-    m = report["membership"]
-    assert not m["passed"] and not report["passed"]
+    m = report.membership
+    assert not m["passed"] and not report.passed
     assert m["models"]["unlearned"]["auc"] > m["models"]["reference"]["auc"] + 0.03
-    assert any("membership audit" in r for r in report["reasons"])
+    assert any("membership audit" in r for r in report.reasons)
 
 
 @pytest.mark.slow  # the whole chain under a final policy (about a minute on 2 idle cores)
