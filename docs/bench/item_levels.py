@@ -8,6 +8,7 @@ final embeddings are the base model's in every row but retrain's (an item reques
 users nearly where they were). Run from the repository root:
 
     .venv/bin/python docs/bench/item_levels.py ../shared/data/ml-100k/ml-100k.inter
+    .venv/bin/python docs/bench/item_levels.py data/synthetic   # unlearnrec data synthesize
     .venv/bin/python docs/bench/item_levels.py ../shared/data/ml-1m-receraser --subsample-users 1000
 """
 

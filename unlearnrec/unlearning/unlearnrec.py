@@ -86,6 +86,10 @@ class UnlearnRecConfig:
     pretrain_min_fraction: float = 0.05  # each request removes a share of training edges
     pretrain_max_fraction: float = 0.2  # drawn uniformly in [min, max]
     pretrain_lr: float = 1e-2
+    # choice: L_u of pre-training. "score" (the method's definition) or "zscore" (the fine-tune's
+    # objective: each simulated request's pairs pushed to their held-out z-score targets, with
+    # finetune_lambda_u)
+    pretrain_unlearn_loss: str = "score"
     pretrain_batch_size: int = 8192
     # Unlearning a real request
     finetune_steps: int = 20  # at most this many steps (see finetune_stop)
@@ -430,7 +434,7 @@ class UnlearnRec:
         """Pre-train the encoder on ``state``'s model and graph; returns the seconds it took."""
         with Stopwatch(state.graph.device) as clock:
             self.encoder, self.pretrain_history = pretrain_encoder(
-                state.model, state.graph, self.config, state.train_config
+                state.model, state.graph, self.config, state.train_config, state.valid_edges
             )
             seconds = clock.elapsed()
         self.warm_up(state)
@@ -524,8 +528,23 @@ def pretrain_encoder(
     graph: Graph,
     config: UnlearnRecConfig,
     train_config: TrainConfig,
+    heldout: np.ndarray | torch.Tensor | None = None,
 ) -> tuple[InfluenceEncoder, list[dict[str, float]]]:
-    """Pre-train an Influence Encoder on simulated random requests; the backbone stays frozen."""
+    """Pre-train an Influence Encoder on simulated random requests; the backbone stays frozen.
+
+    ``heldout``: (H, 2) the model's validation pairs, needed by ``pretrain_unlearn_loss="zscore"``
+    (each simulated request's pairs pushed to their held-out z-score targets, as in the
+    fine-tune)."""
+    zscore = config.pretrain_unlearn_loss == "zscore"
+    if not zscore and config.pretrain_unlearn_loss != "score":
+        raise ValueError(
+            "pretrain_unlearn_loss must be 'score' or 'zscore', "
+            f"not {config.pretrain_unlearn_loss!r}"
+        )
+    if zscore and heldout is None:
+        raise ValueError("pretrain_unlearn_loss='zscore' needs the model's held-out pairs")
+    if zscore and config.finetune_lambda_u is not None:
+        config = replace(config, lambda_u=config.finetune_lambda_u)
     device = graph.device
     gen = make_generator(config.seed, device)
     rng = np.random.default_rng(config.seed)
@@ -555,6 +574,11 @@ def pretrain_encoder(
         )
         mask = _correction_mask(idm, config, graph.num_users)
         views = model.make_views(graph_r, gen)
+        targets = (
+            zscore_targets(orig_final, graph.num_users, removed, graph_r.edges, heldout, gen)
+            if zscore
+            else None
+        )
         for _ in range(config.pretrain_steps):
             delta = encoder.delta(idm.matrix, orig_final)
             e0_tilde = e0 + mask * encoder.mlp(delta)
@@ -570,6 +594,7 @@ def pretrain_encoder(
                 gen,
                 views,
                 idm,
+                targets,
             )
             if config.lambda_c:
                 l_c = _contrast_loss(encoder, idm, view, orig_final, config, gen)

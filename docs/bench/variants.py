@@ -1,0 +1,112 @@
+"""UnlearnRec variants on one ML-100K base model and request, against a recorded retrain.
+
+Trains the base model and pre-trains the encoder once (one thread, params.yaml defaults, the
+bench's seeds, so the base is the one ``unlearnrec bench`` trains), then unlearns the request with
+each variant and prints the bench's figures as ratios to the retrain recorded in a bench JSON of
+the same base and request. A variant is ``default``, or comma-separated ``field=value`` overrides
+of ``UnlearnRecConfig`` (a ``pretrain_*`` field pre-trains the variant's own encoder), optionally
+prefixed by ``nodelta:`` (the encoder's ΔE0 zeroed: the fine-tune alone) or ``nossl:`` (the
+backbone's contrastive term left out of the fine-tune).
+Run from the repository root:
+
+    .venv/bin/python docs/bench/variants.py sgl random:0.01 \
+        docs/bench/cal-ml100k-sgl-random-0.01.json default nodelta: finetune_rows=touched
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+
+import numpy as np
+import torch
+
+from unlearnrec.config import from_dict, load_params
+from unlearnrec.data import read_dataset
+from unlearnrec.experiment import build_request, make_splits, train_base
+from unlearnrec.forgetting import ForgettingConfig, ForgettingProbe
+from unlearnrec.unlearning import UnlearnRec, UnlearnRecConfig
+from unlearnrec.unlearning.base import ModelState
+
+DATA = "../shared/data/ml-100k/ml-100k.inter"
+
+
+def _value(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model")
+    ap.add_argument("request")
+    ap.add_argument("reference", help="bench JSON of the same base and request (its retrain)")
+    ap.add_argument("variants", nargs="+")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    params = load_params("params.yaml")
+    params = dataclasses.replace(params, model=dataclasses.replace(params.model, name=args.model))
+    d = params.data
+    data = read_dataset(DATA, min_rating=d.min_rating, seed=d.seed, test_fraction=d.test_fraction)
+    splits = make_splits(data, d.valid_fraction, d.seed)
+    base, graph, result = train_base(
+        splits, splits.fit, params.model, params.train, torch.device("cpu")
+    )
+    state = ModelState(base, graph, splits.valid, params.train, result.best_epoch)
+    defaults = from_dict(UnlearnRecConfig, params.unlearnrec)
+    prepared = UnlearnRec(defaults)
+    prepared.prepare(state)
+    fc = from_dict(ForgettingConfig, params.forgetting)
+    with open(args.reference) as f:
+        ref = json.load(f)["methods"]["retrain"]
+    request = build_request(args.request, splits.fit, 0)
+    known = np.concatenate([graph.edges_numpy(), splits.valid, splits.test])
+    probe = ForgettingProbe.build(base, graph, request.edges, splits.test, known, fc)
+    print(
+        f"retrain (recorded): recall@20 {ref['recall@20']:.4f} MI-BF {ref['mi_bf']:.3f} "
+        f"MI-NG {ref['mi_ng']:.3f} AUC {ref['mia_auc']:.3f}"
+    )
+    for variant in args.variants:
+        prefix, _, rest = variant.rpartition(":") if ":" in variant else ("", "", variant)
+        encoder, run_state = prepared.encoder, state
+        if "nodelta" in prefix:
+            encoder = copy.deepcopy(prepared.encoder)
+            with torch.no_grad():
+                encoder.h0.zero_()
+                encoder.w_eta.zero_()
+        if "nossl" in prefix:
+            model = copy.deepcopy(base)
+            model.config = dataclasses.replace(model.config, ssl_weight=0.0)
+            run_state = dataclasses.replace(state, model=model)
+        fields = {}
+        if rest and rest != "default":
+            fields = {k: _value(v) for k, v in (kv.split("=") for kv in rest.split(","))}
+        config = dataclasses.replace(defaults, **fields)
+        if any(k.startswith("pretrain_") for k in fields):
+            # a pre-training setting: this variant pre-trains its own encoder (seconds apart)
+            own = UnlearnRec(config)
+            seconds = own.prepare(run_state)
+            print(f"  ({variant}: encoder pre-trained in {seconds:.1f} s)")
+            encoder = own.encoder
+        method = UnlearnRec(config, encoder=encoder)
+        out = method.unlearn(run_state, request)
+        exclude = np.concatenate([out.graph.edges_numpy(), splits.valid])
+        m = probe.measure(out.model, out.graph, splits.test, exclude, fc)
+        recall = m.utility["recall@20"]
+        print(
+            f"{variant}: recall@20 {recall:.4f} ({recall / ref['recall@20']:.3f}x) "
+            f"MI-BF {m.mi_bf:.3f} ({m.mi_bf / ref['mi_bf']:.2f}x) "
+            f"MI-NG {m.mi_ng / ref['mi_ng']:.2f}x AUC {m.mia_auc - ref['mia_auc']:+.3f} "
+            f"steps {out.details['finetune_steps_run']} seconds {out.seconds:.2f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
