@@ -251,3 +251,21 @@ def test_finetune_rows_touched_moves_only_the_requests_rows(prepared, tiny_split
         UnlearnRec(replace(TINY_UNLEARN, finetune_rows="some"), method.encoder).unlearn(
             state, request
         )
+
+
+def test_pretraining_can_use_the_finetunes_zscore_objective(tiny_base, tiny_splits):
+    """``pretrain_unlearn_loss="zscore"``: the simulated requests' pairs go to held-out targets
+    (the history records the z gap); it needs the held-out pairs, and a misspelt name fails."""
+    from unlearnrec.unlearning.unlearnrec import pretrain_encoder
+
+    model, graph, _ = tiny_base
+    config = replace(TINY_UNLEARN, pretrain_requests=1, pretrain_steps=1)
+    zscore = replace(config, pretrain_unlearn_loss="zscore")
+    _, history = pretrain_encoder(model, graph, zscore, TINY_TRAIN, tiny_splits.valid)
+    assert "z_gap" in history[0]
+    _, plain = pretrain_encoder(model, graph, config, TINY_TRAIN)
+    assert "z_gap" not in plain[0]
+    with pytest.raises(ValueError, match="held-out"):
+        pretrain_encoder(model, graph, zscore, TINY_TRAIN)
+    with pytest.raises(ValueError, match="pretrain_unlearn_loss"):
+        pretrain_encoder(model, graph, replace(config, pretrain_unlearn_loss="rank"), TINY_TRAIN)
