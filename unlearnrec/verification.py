@@ -152,12 +152,15 @@ class VerificationReport:
         from unlearnrec.policy import Thresholds
 
         known = {f for f in cls.__dataclass_fields__ if f != "extra"}
-        figures = {k: Figures.from_dict(d[k]) for k in ("unlearned", "reference") if k in d}
-        plain = {k: v for k, v in d.items() if k in known and k not in figures}
+        typed = ("unlearned", "reference", "thresholds", "reasons")
+        plain: dict[str, Any] = {k: v for k, v in d.items() if k in known and k not in typed}
+        for k in ("unlearned", "reference"):
+            if k in d:
+                plain[k] = Figures.from_dict(d[k])
         if "thresholds" in d:
             plain["thresholds"] = Thresholds.model_validate(d["thresholds"])
         plain["reasons"] = list(d.get("reasons") or [])
-        return cls(**plain, **figures, extra={k: v for k, v in d.items() if k not in known})
+        return cls(**plain, extra={k: v for k, v in d.items() if k not in known})
 
 
 class _HasVerification(Protocol):

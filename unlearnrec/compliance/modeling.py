@@ -395,11 +395,15 @@ def verify(
     orig = load_model_folder(original_folder, dev).model
     orig_graph = graph_of(original, dev)
     in_graph = removed[contains_edges(original.fit, removed, original.num_items)]
-    base = {"removed_training_edges": len(in_graph), "thresholds": thresholds}
+    n_removed = len(in_graph)
     if len(in_graph) == 0:
         # Only held-out pairs were erased: the model never trained on them; nothing to forget.
         return VerificationReport(
-            mode=FINAL, passed=True, reasons=["no training edge was erased"], **base
+            mode=FINAL,
+            passed=True,
+            reasons=["no training edge was erased"],
+            removed_training_edges=n_removed,
+            thresholds=thresholds,
         )
     known = np.concatenate([original.all_pairs()])
     probe = ForgettingProbe.build(orig, orig_graph, in_graph, after.test, known, config)
@@ -430,7 +434,8 @@ def verify(
             exact=exact,
             unlearned=Figures.of(u),
             reference=reference,
-            **base,
+            removed_training_edges=n_removed,
+            thresholds=thresholds,
         )
     if reference_folder is None:
         # erased users and taken-down items (no edge left) sit below chance under retrain too:
@@ -452,7 +457,8 @@ def verify(
             reasons=reasons,
             unlearned=Figures.of(u),
             kept_edges_mia_auc=kept_auc,
-            **base,
+            removed_training_edges=n_removed,
+            thresholds=thresholds,
         )
     ref = load_model_folder(reference_folder, dev).model
     r = probe.measure(ref, after_graph, after.test, exclude, config)
@@ -486,7 +492,8 @@ def verify(
         over_unlearning=over,
         under_unlearning=under,
         membership=membership,
-        **base,
+        removed_training_edges=n_removed,
+        thresholds=thresholds,
     )
 
 
