@@ -157,10 +157,16 @@ class VerificationReport:
         for k in ("unlearned", "reference"):
             if k in d:
                 plain[k] = Figures.from_dict(d[k])
+        extra = {k: v for k, v in d.items() if k not in known}
         if "thresholds" in d:
-            plain["thresholds"] = Thresholds.model_validate(d["thresholds"])
+            try:
+                plain["thresholds"] = Thresholds.model_validate(d["thresholds"])
+            except ValueError:
+                # written under another policy schema (an older release): a stored record must
+                # still read, so it is kept as stored and written back unchanged
+                extra["thresholds"] = d["thresholds"]
         plain["reasons"] = list(d.get("reasons") or [])
-        return cls(**plain, extra={k: v for k, v in d.items() if k not in known})
+        return cls(**plain, extra=extra)
 
 
 class _HasVerification(Protocol):

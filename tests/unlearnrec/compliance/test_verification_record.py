@@ -149,3 +149,17 @@ def test_the_retrain_fallback_keeps_what_unlearning_missed():
 def test_one_decision_for_the_run_and_the_reference_retrain(passed, on_failure, decision):
     report = VerificationReport(mode="final", passed=passed)
     assert decide(report, on_failure) == decision
+
+
+def test_a_row_written_under_another_policy_schema_still_reads_and_writes_back():
+    """A stored report outlives the policy schema it was written with: thresholds that today's
+    strict schema refuses are kept as stored, not a reason the ledger cannot be read."""
+    stored = {
+        "mode": "final",
+        "passed": True,
+        "reasons": [],
+        "thresholds": {"mi_bf_ratio": 0.9, "retired_setting": 3},
+    }
+    report = VerificationReport.from_dict(stored)
+    assert report.passed and report.thresholds is None
+    assert report.to_dict() == stored
