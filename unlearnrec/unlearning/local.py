@@ -50,7 +50,7 @@ from unlearnrec.propagation import (
     residual_graph,
     transpose_positions,
 )
-from unlearnrec.training import make_generator
+from unlearnrec.training import make_generator, sample_rows
 from unlearnrec.unlearning.base import Stopwatch, UnlearnOutcome
 from unlearnrec.unlearning.encoder import InfluenceEncoder
 from unlearnrec.unlearning.isolated import negative_push
@@ -73,12 +73,6 @@ class BaseCache:
 
 
 _CACHES: weakref.WeakKeyDictionary[GraphRecommender, BaseCache] = weakref.WeakKeyDictionary()
-
-
-def _sample(n: int, size: int, gen: torch.Generator, device) -> torch.Tensor:
-    if n <= size:
-        return torch.arange(n, device=device)
-    return torch.randint(n, (size,), generator=gen, device=device)
 
 
 def _zscores(fu: torch.Tensor, fi: torch.Tensor, fc: torch.Tensor) -> torch.Tensor:
@@ -110,11 +104,11 @@ def base_cache(
     if heldout is not None and len(heldout) and len(graph.edges):
         heldout = edge_tensor(heldout, device)
         nu = graph.num_users
-        cols = _sample(graph.num_items, config.unlearn_items, gen, device) + nu
+        cols = sample_rows(graph.num_items, config.unlearn_items, gen, device) + nu
         fc = final[cols]
 
         def z_of(pairs: torch.Tensor) -> torch.Tensor:
-            pairs = pairs[_sample(len(pairs), sample, gen, device)]
+            pairs = pairs[sample_rows(len(pairs), sample, gen, device)]
             return _zscores(final[pairs[:, 0]], final[pairs[:, 1] + nu], fc)
 
         q = torch.linspace(0.0, 1.0, levels, device=device)
@@ -317,7 +311,7 @@ def unlearn_local(
         if zscore and len(pairs):
             if cache.q_members is None:
                 raise ValueError("finetune_unlearn_loss='zscore' needs the model's held-out pairs")
-            cols = _sample(ni, config.unlearn_items, gen, device) + nu
+            cols = sample_rows(ni, config.unlearn_items, gen, device) + nu
             with torch.no_grad():
                 z0 = _zscores(
                     cache.final[pairs[:, 0]], cache.final[pairs[:, 1] + nu], cache.final[cols]
@@ -357,7 +351,7 @@ def unlearn_local(
             e0_tilde = x + mask_s * mlp(delta_s)
             final_s = final_s0 + _readout(sub.adj_r, e0_tilde, weights) - base_s
             # L_M: BPR over S's residual edges, uniform negatives, L2 on the batch's rows
-            pick = _sample(len(sub.pos_users), config.finetune_batch_size, gen, device)
+            pick = sample_rows(len(sub.pos_users), config.finetune_batch_size, gen, device)
             users, pos = sub.pos_users[pick], sub.pos_items[pick]
             neg = torch.randint(ni, users.shape, generator=gen, device=device) + nu
             fu, fp, fn = gather(final_s, users), gather(final_s, pos), gather(final_s, neg)
@@ -373,20 +367,20 @@ def unlearn_local(
                 "reg": float(reg.detach()),
             }
             if lambda_u and len(pairs):
-                b = _sample(len(pairs), config.finetune_batch_size, gen, device)
+                b = sample_rows(len(pairs), config.finetune_batch_size, gen, device)
                 fu_r, fi_r = final_s[pu_s[b]], final_s[pi_s[b]]
                 if targets is None:
                     l_u = F.softplus((fu_r * fi_r).sum(1)).mean()
                 else:
-                    cols = _sample(ni, config.unlearn_items, gen, device) + nu
+                    cols = sample_rows(ni, config.unlearn_items, gen, device) + nu
                     z = _zscores(fu_r, fi_r, gather(final_s, cols))
                     parts["z_gap"] = roc_auc(z, targets[b]) - 0.5
                     l_u = F.relu(z - targets[b]).pow(2).mean()
                 loss = loss + lambda_u * l_u
                 parts["unlearn"] = float(l_u.detach())
             if config.lambda_p and len(keep_users):
-                us = keep_users[_sample(len(keep_users), config.preserve_batch, gen, device)]
-                items = _sample(ni, config.preserve_items, gen, device)
+                us = keep_users[sample_rows(len(keep_users), config.preserve_batch, gen, device)]
+                items = sample_rows(ni, config.preserve_items, gen, device)
                 q_keys = us[:, None] * ni + items[None, :]
                 rk = torch.sort(removed[:, 0] * ni + removed[:, 1]).values
                 at = torch.searchsorted(rk, q_keys).clamp_(max=len(rk) - 1)
@@ -475,7 +469,7 @@ def _push_items(
         return "shadow rows"
     if not fit_epochs:
         return "fresh (training length unknown)"
-    pick = _sample(len(graph.edges), config.isolated_edges, gen, e0_t.device)
+    pick = sample_rows(len(graph.edges), config.isolated_edges, gen, e0_t.device)
     edges = graph.edges[pick]
     edges = edges[~res.is_removed(edges[:, 0], edges[:, 1] + nu)]
     users, pos = edges[:, 0], edges[:, 1] + nu

@@ -41,7 +41,7 @@ from unlearnrec.graph import Graph, edge_tensor
 from unlearnrec.metrics import roc_auc
 from unlearnrec.models import GraphRecommender
 from unlearnrec.models.shadow import shadow_rows_for
-from unlearnrec.training import make_generator, model_loss, sample_negatives
+from unlearnrec.training import make_generator, model_loss, sample_negatives, sample_rows
 from unlearnrec.unlearning.base import ModelState, Stopwatch, UnlearnOutcome
 from unlearnrec.unlearning.encoder import InfluenceEncoder
 from unlearnrec.unlearning.idm import InfluenceDependency, drop_edges, influence_dependency
@@ -132,12 +132,6 @@ class UnlearnRecConfig:
     seed: int = 0
 
 
-def _sample_rows(n: int, size: int, generator: torch.Generator, device) -> torch.Tensor:
-    if n <= size:
-        return torch.arange(n, device=device)
-    return torch.randint(n, (size,), generator=generator, device=device)
-
-
 def _preserve_loss(
     final: torch.Tensor,
     orig_final: torch.Tensor,
@@ -169,8 +163,8 @@ def _preserve_touched_loss(
     users = torch.nonzero(idm.touched[:num_users]).flatten()
     if len(users) == 0:
         return final.new_zeros(())
-    users = users[_sample_rows(len(users), config.preserve_batch, generator, device)]
-    items = _sample_rows(num_items, config.preserve_items, generator, device)
+    users = users[sample_rows(len(users), config.preserve_batch, generator, device)]
+    items = sample_rows(num_items, config.preserve_items, generator, device)
     removed_keys = torch.sort(idm.edges[:, 0] * num_items + idm.edges[:, 1]).values
     keys = users[:, None] * num_items + items[None, :]  # (B, C)
     pos = torch.searchsorted(removed_keys, keys).clamp_(max=len(removed_keys) - 1)
@@ -233,7 +227,7 @@ def zscore_targets(
         return torch.cat(parts) if parts else final.new_zeros(0)
 
     def pick(pairs: torch.Tensor) -> torch.Tensor:
-        return pairs[_sample_rows(len(pairs), sample, generator, device)]
+        return pairs[sample_rows(len(pairs), sample, generator, device)]
 
     q = torch.linspace(0.0, 1.0, levels, device=device)
     q_members = torch.quantile(z_of(pick(members)), q)
@@ -260,7 +254,7 @@ def _unlearn_loss(
     if targets is None:  # pre-training, or finetune_unlearn_loss="score"
         return F.softplus((final[u] * final[i + num_users]).sum(1)).mean(), None  # −log σ(−ŷ')
     num_items = final.shape[0] - num_users
-    columns = _sample_rows(num_items, config.unlearn_items, generator, final.device)
+    columns = sample_rows(num_items, config.unlearn_items, generator, final.device)
     z = _user_zscores(final, u, i, num_users, columns)
     gap = roc_auc(z, targets) - 0.5
     return F.relu(z - targets).pow(2).mean(), gap  # down to the target, never pushed up
@@ -283,7 +277,7 @@ def _objective(
     """L_M + λ_u·L_u + λ_p·L_p on one batch. ``removed``: (E_Δ, 2) edges that L_u pushes down."""
     device = e0_tilde.device
     final = model.propagate(graph_r, e0_tilde)  # (N, d)
-    idx = _sample_rows(len(graph_r.edges), batch_size, generator, device)
+    idx = sample_rows(len(graph_r.edges), batch_size, generator, device)
     users, pos = graph_r.edges[idx, 0], graph_r.edges[idx, 1]
     neg = sample_negatives(graph_r, users, generator)
     total, parts = model_loss(
@@ -299,7 +293,7 @@ def _objective(
         final=final,
     )
     if config.lambda_u and len(removed):
-        pick = _sample_rows(len(removed), batch_size, generator, device)
+        pick = sample_rows(len(removed), batch_size, generator, device)
         t = targets[pick] if targets is not None else None
         l_u, gap = _unlearn_loss(final, removed[pick], model.num_users, config, t, generator)
         total = total + config.lambda_u * l_u
@@ -334,7 +328,7 @@ def _contrast_loss(
     nodes = torch.nonzero(idm.touched & view.touched).flatten()
     if len(nodes) < 2:
         return orig_final.new_zeros(())
-    nodes = nodes[_sample_rows(len(nodes), config.contrast_batch, generator, nodes.device)]
+    nodes = nodes[sample_rows(len(nodes), config.contrast_batch, generator, nodes.device)]
     nodes = torch.unique(nodes)
     a = encoder.delta(idm.matrix, orig_final)[nodes]
     b = encoder.delta(view.matrix, orig_final)[nodes]
@@ -397,7 +391,7 @@ def _push_isolated_items(
         # a model whose training length was not recorded: the items keep their fresh draw
         # (chance level), and verification against retrain will say how far that is
         return "fresh (training length unknown)"
-    pick = _sample_rows(len(graph_r.edges), config.isolated_edges, generator, e0.device)
+    pick = sample_rows(len(graph_r.edges), config.isolated_edges, generator, e0.device)
     users, pos = graph_r.edges[pick, 0], graph_r.edges[pick, 1] + nu
     positive_scores = (orig_final[users] * orig_final[pos]).sum(1)  # (S,)
     batches = -(-len(graph_r.edges) // train_config.batch_size)
