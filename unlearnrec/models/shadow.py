@@ -30,8 +30,6 @@ moves the real table's rows.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 
@@ -105,13 +103,3 @@ def shadow_rows_for(model, items: torch.Tensor) -> torch.Tensor | None:
     if rows is None or rows.shape[0] == 0 or int(model.shadow_steps) == 0:
         return None
     return rows[torch.remainder(items, rows.shape[0])].clone()
-
-
-def shadow_level(model, user_final: torch.Tensor) -> float:
-    """Mean σ(score) of the shadow rows against ``user_final`` (U, d): a check of where they sit
-    (retrain puts a taken-down item below never-seen items)."""
-    rows = model.shadow_items
-    if rows.shape[0] == 0:
-        return math.nan
-    scores = (model.isolated_scale() * rows) @ user_final.T
-    return float(torch.sigmoid(scores).mean())
