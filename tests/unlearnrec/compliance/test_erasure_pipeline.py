@@ -17,9 +17,9 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -46,6 +46,7 @@ from unlearnrec.compliance.versions import (
 )
 from unlearnrec.ledger import AuditEvent, ModelVersion, Ticket, session_scope, utcnow
 from unlearnrec.ledger.replay import replay_rows
+from unlearnrec.store import run_dvc
 
 from .conftest import make_home
 from .test_workflow import process_once
@@ -55,17 +56,11 @@ DATA = "data/own"
 
 
 def _dvc(home: Path, *args: str) -> None:
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    proc = subprocess.run(
-        [sys.executable, "-m", "dvc", *args],
-        cwd=home,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, f"dvc {' '.join(args)}: {proc.stderr or proc.stdout}"
+    """``store.run_dvc`` (raises on failure) with the venv's scripts on PATH, so that a stage's
+    ``unlearnrec`` command is found by ``dvc repro``."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    with mock.patch.dict(os.environ, {"PATH": path}):
+        run_dvc(home, *args)
 
 
 def _md5(path: Path) -> str:
