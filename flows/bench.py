@@ -104,6 +104,7 @@ def _platform(home: Path):
         splits_path=art / "prepared/splits.npz",
         model_path=art / "base/model.pt",
         encoder_path=art / "encoder/encoder.pt",
+        ladder_path=art / "ladder/ladder.json",
     )
     with session_scope(platform.engine) as session:
         files = read_dataset_version(platform, current_dataset(session))

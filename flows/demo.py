@@ -125,6 +125,7 @@ def run_demo(root: Path, *, fresh: bool = False, device: str = "auto") -> int:
         splits_path=art / "prepared/splits.npz",
         model_path=art / "base/model.pt",
         encoder_path=art / "encoder/encoder.pt",
+        ladder_path=art / "ladder/ladder.json",
     )
     with session_scope(platform.engine) as session:
         has_tickets = bool(list_tickets(session, limit=1))

@@ -178,6 +178,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         Path(args.out),
         _device(args.device),
         log=_log,
+        ladder_path=Path(args.ladder),
     )
     print(pipeline.format_report(report))
     return 0
@@ -466,6 +467,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base", default="artifacts/base/model.pt")
     p.add_argument("--encoder", default="artifacts/encoder/encoder.pt")
     p.add_argument("--request", default=None, help="override params' evaluate.request")
+    p.add_argument(
+        "--ladder",
+        default="artifacts/ladder/ladder.json",
+        help="the retrain ladder's record: the reference trains with its choice when params' "
+        "retrain: sets nothing and the file exists (default: %(default)s)",
+    )
     p.add_argument("--out", default="artifacts/evaluation")
     p.set_defaults(func=cmd_evaluate)
 

@@ -8,9 +8,10 @@ The order is: check the arguments and the platform (``check``: nothing written),
 validate the whole file (a malformed line names its file and line), then write the dataset as
 the platform's LightGCN folder with id maps (``data/<name>``, or ``UNLEARNREC_DATA_DIR``),
 point ``params.yaml``'s ``data.path`` at it, track ``data/`` with DVC (in a DVC project), run
-the pipeline's ``prepare``, ``train`` and ``pretrain`` stages (``unlearnrec.pipeline``, the
-same outputs under ``artifacts/`` as ``dvc repro``), and import the split and the base model as
-the platform's version 0. Tickets then name the file's own user and item ids.
+the pipeline's ``prepare``, ``train``, ``pretrain`` and ``ladder`` stages (the same outputs
+under ``artifacts/`` as ``dvc repro``), and import the split and the base model (with its
+encoder and its retrain ladder's record) as the platform's version 0. Tickets then name the
+file's own user and item ids.
 """
 
 from __future__ import annotations
@@ -253,6 +254,11 @@ def run_init(
     encoder = pipeline.pretrain(
         params, art / "prepared/splits.npz", art / "base/model.pt", art / "encoder", dev
     )
+    log("ladder: the fastest retrain configuration reaching the base model's utility")
+    from unlearnrec.bench import ladder_for_base
+
+    ladder = ladder_for_base(splits, art / "base/model.pt", dev, train=params.train, log=log)
+    pipeline.write_json(art / "ladder/ladder.json", ladder)
 
     from unlearnrec.compliance.lifecycle import bootstrap
     from unlearnrec.compliance.platform import Platform
@@ -265,6 +271,7 @@ def run_init(
             splits_path=art / "prepared/splits.npz",
             model_path=art / "base/model.pt",
             encoder_path=art / "encoder/encoder.pt",
+            ladder_path=art / "ladder/ladder.json",
         )
     finally:
         platform.engine.dispose()
@@ -279,6 +286,7 @@ def run_init(
         "splits": splits.stats(),
         "base_model": {k: base[k] for k in ("test", "best_epoch", "epochs_run", "seconds")},
         "encoder": {k: encoder[k] for k in ("seconds", "requests", "final_loss")},
+        "retrain": ladder["retrain"],  # what the platform's retrains override (the ladder's pick)
         "dataset_version": dataset_id,
         "model_version": model_id,
         "example_user": str(data.user_ids[0]),

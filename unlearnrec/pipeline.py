@@ -143,9 +143,12 @@ def evaluate(
     out: Path,
     device: torch.device,
     log: Callable[[str], None] = lambda _: None,
+    ladder_path: Path | None = None,
 ) -> dict[str, Any]:
     """Unlearn the configured request with UnlearnRec, retrain the reference, and write the
-    forgetting report (``report.json``, a DVC metrics file)."""
+    forgetting report (``report.json``, a DVC metrics file). The reference trains with
+    params' ``retrain:`` when it sets any field, else with the choice of the ladder record at
+    ``ladder_path`` (the ``ladder`` stage's), else with the base model's configuration."""
     splits = Splits.load(splits_path)
     ckpt = load_checkpoint(base_path, device)
     from unlearnrec.graph import Graph
@@ -158,8 +161,13 @@ def evaluate(
     method.warm_up(state)
     log(f"unlearning {request.num_edges} edges ({spec}) with UnlearnRec")
     outcome = method.unlearn(state, request)
-    log("retraining the reference on the residual graph")
-    reference = Retrain(overrides=params.retrain).unlearn(state, request)
+    overrides, source = dict(params.retrain), "params.yaml"
+    if not overrides and ladder_path is not None and Path(ladder_path).is_file():
+        overrides, source = dict(json.loads(Path(ladder_path).read_text())["retrain"]), "ladder"
+    elif not overrides:
+        source = "base"
+    log(f"retraining the reference on the residual graph ({source}: {overrides or 'no override'})")
+    reference = Retrain(overrides=overrides).unlearn(state, request)
     log("measuring forgetting")
     report = forgetting_report(
         original=ckpt.model,
@@ -181,6 +189,7 @@ def evaluate(
             "retrain": reference.seconds,
             "speedup": reference.seconds / max(outcome.seconds, 1e-9),
         },
+        "retrain": {"overrides": overrides, "source": source},
     }
     write_json(out / "report.json", result)
     return result

@@ -46,9 +46,17 @@ log = logging.getLogger("unlearnrec.lifecycle")
 
 
 def bootstrap(
-    platform: Platform, *, data_dir: Path, splits_path: Path, model_path: Path, encoder_path: Path
+    platform: Platform,
+    *,
+    data_dir: Path,
+    splits_path: Path,
+    model_path: Path,
+    encoder_path: Path,
+    ladder_path: Path | None = None,
 ) -> tuple[int, int]:
-    """Import the pipeline's dataset split and base model as version 0 (once; idempotent)."""
+    """Import the pipeline's dataset split and base model as version 0 (once; idempotent), with
+    the encoder and, when the pipeline ran it, the retrain ladder's record (``ladder.json``: the
+    configuration the platform's retrains then train with)."""
     from unlearnrec.experiment import Splits
 
     with session_scope(platform.engine) as session:
@@ -72,6 +80,10 @@ def bootstrap(
             folder.mkdir()
             shutil.copy2(model_path, folder / "model.pt")
             shutil.copy2(encoder_path, folder / "encoder.pt")
+            if ladder_path is not None and Path(ladder_path).is_file():
+                from unlearnrec.compliance.modeling import LADDER_FILE
+
+                shutil.copy2(ladder_path, folder / LADDER_FILE)
             model = add_model_version(
                 platform,
                 session,
@@ -99,20 +111,17 @@ class ReferenceSummary:
     upgraded: list[str] = field(default_factory=list)  # new final certificate paths
     failed: list[int] = field(default_factory=list)  # runs whose final check failed
     overrides: dict = field(default_factory=dict)  # training fields the reference overrode
+    source: str = ""  # where they came from: "params.yaml", "ladder" or "base"
 
 
 def retrain_reference(platform: Platform, *, device: str = "auto") -> ReferenceSummary:
     """Retrain from scratch on the current dataset (the reference verification compares against
     and the fallback when it fails), then upgrade every provisional certificate: the production
     model must forget each run's interactions as this reference does."""
-    from unlearnrec.compliance.modeling import retrain_model, verify
-    from unlearnrec.settings import pipeline_retrain_overrides
+    from unlearnrec.compliance.modeling import configured_retrain, retrain_model, verify
 
     summary = ReferenceSummary()
     thresholds = platform.policy.verification.thresholds
-    # the fastest equal-utility configuration params.yaml names (``unlearnrec ladder``), read
-    # before any work: the reference and the fallback it may promote train as bench's retrain
-    overrides = pipeline_retrain_overrides(platform.settings.home)
     with session_scope(platform.engine) as session:
         ds, prod = current_dataset(session), production_model(session)
         if ds is None or prod is None:
@@ -122,11 +131,15 @@ def retrain_reference(platform: Platform, *, device: str = "auto") -> ReferenceS
             scratch_dir(platform.settings.var, "reference") as tmp,
             checkout(platform, "model", prod.dvc_md5) as f_prod,
         ):
+            # the fastest equal-utility configuration (params.yaml's ``retrain:``, else the
+            # ladder run for the lineage's base model): the reference and the fallback it may
+            # promote train as bench's retrain does
+            overrides, source = configured_retrain(platform.settings.home, f_prod)
             ref_folder, seconds = retrain_model(
                 files, f_prod, Path(tmp) / "ref", device=device, overrides=overrides
             )
             summary.seconds = seconds
-            summary.overrides = overrides
+            summary.overrides, summary.source = overrides, source
             ref = add_model_version(
                 platform,
                 session,
@@ -135,7 +148,11 @@ def retrain_reference(platform: Platform, *, device: str = "auto") -> ReferenceS
                 dataset_version_id=int(ds.id),  # type: ignore[arg-type]
                 parent_id=prod.id,
                 run_id=None,
-                metrics={"seconds": seconds, "retrain_overrides": overrides},
+                metrics={
+                    "seconds": seconds,
+                    "retrain_overrides": overrides,
+                    "retrain_source": source,
+                },
             )
             summary.model_version_id = ref.id
             provisional = session.exec(

@@ -4,11 +4,16 @@ A batch is unlearned by the policy's method, found by name in ``unlearning.METHO
 through the ``UnlearningMethod`` protocol. A model folder holds ``model.pt`` (a self-describing
 checkpoint) and, for production models of a method that keeps its preparation
 (``KeepsPreparation``: UnlearnRec's pre-trained encoder, ``encoder.pt``), that preparation,
-written by the method itself and read back before the next request.
+written by the method itself and read back before the next request. It may also hold
+``ladder.json``: the retrain ladder's record for the lineage's base model (``unlearnrec ladder``,
+the DVC pipeline's ``ladder`` stage), whose choice the platform's retrains train with; every model
+made from a folder carries it on.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,7 +216,7 @@ def unlearn_batch(
     if method == "retrain":
         # a retrain policy trains as the reference does; the policy's own fields win
         if retrain_overrides is None:
-            retrain_overrides = configured_retrain_overrides()
+            retrain_overrides = configured_retrain_overrides(before_folder)
         params = {**retrain_overrides, **params}
     unlearning = prepared_method(method, params, before_folder, state)
     outcome = unlearning.unlearn(state, request_of(in_graph, before, after, kinds or set()))
@@ -220,6 +225,7 @@ def unlearn_batch(
     if keeps and unlearning.refreshes_after_unlearn():
         refresh = unlearning.prepare(outcome.as_state(state))  # for the new production model
     out.mkdir(parents=True, exist_ok=True)
+    carry_ladder(before_folder, out)
     if keeps:
         unlearning.save_preparation(out)
     train_config, metrics, fit_epochs = to_dict(loaded.train_config), {}, loaded.fit_epochs
@@ -249,14 +255,55 @@ def unlearn_batch(
     )
 
 
-def configured_retrain_overrides() -> dict[str, Any]:
-    """The platform's retrain configuration: ``retrain:`` of the project's ``params.yaml`` (the
-    fastest equal-utility configuration ``unlearnrec ladder --write-params`` found for the base
-    model), so that the reference, the fallback and a ``retrain`` policy train as ``bench``'s
-    retrain does and speed-ups are against the fastest retrain, not the base model's own."""
-    from unlearnrec.settings import get_settings, pipeline_retrain_overrides
+LADDER_FILE = "ladder.json"  # in a model folder: the retrain ladder's record for its base
 
-    return pipeline_retrain_overrides(get_settings().home)
+
+def carry_ladder(source: Path, out: Path) -> None:
+    """Give the model folder ``out`` the ladder record of the folder it was made from."""
+    if (Path(source) / LADDER_FILE).is_file() and Path(source) != Path(out):
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(Path(source) / LADDER_FILE, out / LADDER_FILE)
+
+
+def ladder_overrides(folder: Path | None) -> dict[str, Any] | None:
+    """The training fields the ladder record of a model folder chose (``retrain``), or None
+    without a record. A record that is not a ladder's is a ``ValueError`` naming the file."""
+    path = Path(folder) / LADDER_FILE if folder is not None else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a ladder record ({exc})") from exc
+    chosen = record.get("retrain") if isinstance(record, dict) else None
+    if not isinstance(chosen, dict):
+        raise ValueError(f"{path}: not a ladder record (no retrain mapping)")
+    return dict(chosen)
+
+
+def configured_retrain(home: Path, folder: Path | None = None) -> tuple[dict[str, Any], str]:
+    """The training fields the platform's retrains override, and where they come from:
+    ``retrain:`` of ``home``'s ``params.yaml`` when it sets any (``"params.yaml"``), else the
+    choice of the ladder the pipeline ran for the lineage's base model, kept in the model folder
+    (``"ladder"``), else none (``"base"``: the base model's own configuration). So the reference,
+    the fallback and a ``retrain`` policy train as ``bench``'s retrain does, and speed-ups are
+    against the fastest equal-utility retrain, without anyone writing it by hand."""
+    from unlearnrec.settings import pipeline_retrain_overrides
+
+    explicit = pipeline_retrain_overrides(home)
+    if explicit:
+        return explicit, "params.yaml"
+    chosen = ladder_overrides(folder)
+    if chosen is not None:
+        return chosen, "ladder"
+    return {}, "base"
+
+
+def configured_retrain_overrides(folder: Path | None = None) -> dict[str, Any]:
+    """:func:`configured_retrain` for the settings' home and the model in ``folder``."""
+    from unlearnrec.settings import get_settings
+
+    return configured_retrain(get_settings().home, folder)[0]
 
 
 def retrain_model(
@@ -269,11 +316,12 @@ def retrain_model(
     data_hash: str = "",
 ) -> tuple[Path, float]:
     """Retrain from scratch on ``files`` with the config of the model in ``template``, its
-    training fields replaced by ``overrides`` (None: :func:`configured_retrain_overrides`).
+    training fields replaced by ``overrides`` (None: :func:`configured_retrain_overrides` of the
+    template's folder).
     The checkpoint records the training fields it ran with and its best epoch (what UnlearnRec
     replays for the items a later request isolates), the overrides and the template's own."""
     if overrides is None:
-        overrides = configured_retrain_overrides()
+        overrides = configured_retrain_overrides(template)
     dev = resolve_device(device)
     loaded = load_model_folder(template, dev)
     cfg.replace(loaded.train_config, overrides)  # an unknown field fails before any training
@@ -284,6 +332,7 @@ def retrain_model(
         state, DeletionRequest("edges", np.zeros((0, 2), np.int64))
     )
     out.mkdir(parents=True, exist_ok=True)
+    carry_ladder(template, out)
     save_checkpoint(
         out / "model.pt",
         outcome.model,

@@ -466,8 +466,7 @@ def removed_pairs(
 
 def stage_unlearn(platform: Platform, run_id: int, device: str) -> None:
     """Unlearn the erased training edges from the production model; a new model version."""
-    from unlearnrec.compliance.modeling import unlearn_batch
-    from unlearnrec.settings import pipeline_retrain_overrides
+    from unlearnrec.compliance.modeling import configured_retrain, unlearn_batch
 
     with session_scope(platform.engine) as session:
         run, tickets = _run_and_tickets(session, run_id)
@@ -489,9 +488,10 @@ def stage_unlearn(platform: Platform, run_id: int, device: str) -> None:
                 after=after,
                 device=device,
                 data_hash=after.content_hash(),
-                # a retrain policy trains as the platform home's params.yaml says
+                # a retrain policy trains as the platform home's params.yaml, else the
+                # lineage's ladder, says
                 retrain_overrides=(
-                    pipeline_retrain_overrides(platform.settings.home)
+                    configured_retrain(platform.settings.home, folder)[0]
                     if run.method == "retrain"
                     else None
                 ),
@@ -537,8 +537,7 @@ def stage_verify(platform: Platform, run_id: int, device: str) -> None:
     """Measure forgetting. Provisional policies certify on the MI figures now (the scheduled
     reference retrain upgrades them); final policies retrain the reference first. On failure,
     the policy's fallback: promote a full retrain (``retrain``) or escalate."""
-    from unlearnrec.compliance.modeling import retrain_model, verify
-    from unlearnrec.settings import pipeline_retrain_overrides
+    from unlearnrec.compliance.modeling import configured_retrain, retrain_model, verify
 
     thresholds = platform.policy.verification.thresholds
     home = platform.settings.home
@@ -554,15 +553,12 @@ def stage_verify(platform: Platform, run_id: int, device: str) -> None:
             checkout(platform, "model", m_before.dvc_md5) as f_before,
         ):
             ref_folder = None
+            # the platform home's params.yaml, not the working directory's: a flow given
+            # ``home`` trains as that project's ``retrain:`` (else the lineage's ladder) says
+            overrides = configured_retrain(home, f_before)[0]
             if final:
-                # the platform home's params.yaml, not the working directory's: a flow given
-                # ``home`` trains as that project's ``retrain:`` says
                 ref_folder, secs = retrain_model(
-                    after,
-                    f_before,
-                    Path(tmp) / "ref",
-                    device=device,
-                    overrides=pipeline_retrain_overrides(home),
+                    after, f_before, Path(tmp) / "ref", device=device, overrides=overrides
                 )
                 run.timings = {**run.timings, "reference_seconds": secs}
             with checkout(platform, "model", m_after.dvc_md5) as f_after:
@@ -584,11 +580,7 @@ def stage_verify(platform: Platform, run_id: int, device: str) -> None:
                 # Fallback: a full retrain without the data forgets by construction.
                 if ref_folder is None:
                     ref_folder, secs = retrain_model(
-                        after,
-                        f_before,
-                        Path(tmp) / "ref",
-                        device=device,
-                        overrides=pipeline_retrain_overrides(home),
+                        after, f_before, Path(tmp) / "ref", device=device, overrides=overrides
                     )
                     run.timings = {**run.timings, "fallback_retrain_seconds": secs}
                 promoted, report = promote_retrain(

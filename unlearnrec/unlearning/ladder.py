@@ -1,11 +1,11 @@
 """The fastest equal-utility retrain: a small ladder of training configurations, run once per
-dataset (base model), picking the fastest that reaches the base model's validation Recall@K
-within ``tolerance``.
+dataset (base model: the DVC pipeline's ``ladder`` stage, ``unlearnrec init``), picking the
+fastest that reaches the base model's validation Recall@K within ``tolerance``.
 
 Speed-ups must be against the fastest retrain that gets the same utility, not against the base
-model's own (often conservative) configuration. Rungs: the base configuration, larger batches
-with a scaled learning rate, a full batch (every training edge in one step), and fewer
-validations. Each rung trains a fresh model on the graph from the same seed with early stopping;
+model's own (often conservative) configuration. Rungs: a full batch (every training edge in one
+step), larger batches with a scaled learning rate, fewer validations, and the base
+configuration. Each rung trains a fresh model on the graph from the same seed with early stopping;
 its time is the seconds to its best validation checkpoint (``Retrain``'s measure). A rung is
 abandoned once it has run longer than the fastest qualifying rung so far without qualifying
 itself (it cannot win).
@@ -29,12 +29,15 @@ from unlearnrec.training import train_model
 
 FULL_BATCH = 0  # batch_size 0 in a rung: every training edge in one step
 
+# Likely fastest first: a later rung is abandoned as soon as it has run longer than the fastest
+# qualifying one, so the slow ones (the base configuration last) cost little once a fast one
+# qualifies. The order changes what the ladder costs, never what it picks.
 DEFAULT_LADDER: tuple[dict[str, Any], ...] = (
-    {},  # the base model's own configuration
-    {"batch_size": 16384, "lr": 0.01},
-    {"batch_size": 65536, "lr": 0.02},
     {"batch_size": FULL_BATCH, "lr": 0.05},
+    {"batch_size": 65536, "lr": 0.02},
     {"batch_size": 16384, "lr": 0.01, "eval_every": 10, "patience": 3},
+    {"batch_size": 16384, "lr": 0.01},
+    {},  # the base model's own configuration
 )
 
 

@@ -1,5 +1,6 @@
-"""The platform's retrains train with params.yaml's ``retrain:`` (the fastest equal-utility
-configuration ``unlearnrec ladder --write-params`` found): the scheduled reference, the fallback
+"""The platform's retrains train with params.yaml's ``retrain:`` when it sets fields, else with
+the choice of the retrain ladder the pipeline ran for the base model (the fastest equal-utility
+configuration, kept in the model folder as ``ladder.json``): the scheduled reference, the fallback
 a failed verification promotes, and a ``retrain`` policy's model; each checkpoint records the
 configuration it ran with and its best epoch."""
 
@@ -145,6 +146,60 @@ def test_a_flow_given_a_home_trains_with_that_homes_retrain(
     _assert_trained_with(_meta(platform, production), FAST)
 
 
+def _write_ladder(home: Path, chosen: dict) -> None:
+    """What the pipeline's ``ladder`` stage leaves (only the fields the platform reads)."""
+    (home / "artifacts" / "ladder").mkdir(parents=True, exist_ok=True)
+    (home / "artifacts" / "ladder" / "ladder.json").write_text(
+        json.dumps({"retrain": chosen, "ladder": {"chosen": 1}})
+    )
+
+
+def test_without_a_retrain_section_the_platform_trains_with_its_base_models_ladder(
+    tiny_artifacts, tmp_path, monkeypatch
+):
+    """Nobody writes ``retrain:`` by hand: bootstrap keeps the ladder's record with the base
+    model, every model made from it carries the record on, and the scheduled reference and the
+    fallback retrain train with its choice; a ``retrain:`` that sets fields still wins."""
+    import unlearnrec.compliance.modeling as modeling
+
+    home = make_home(tiny_artifacts, tmp_path / "home", monkeypatch)
+    _write_retrain(home, {})
+    _write_ladder(home, FAST)
+    platform = _open_and_fill(home)
+    summary = retrain_reference(platform, device="cpu")
+    assert (summary.overrides, summary.source) == (FAST, "ladder")
+    with session_scope(platform.engine) as session:
+        ref = session.exec(select(ModelVersion).where(ModelVersion.kind == "reference")).one()
+    assert ref.metrics["retrain_source"] == "ladder"
+    _assert_trained_with(_meta(platform, ref), FAST)
+
+    monkeypatch.setattr(modeling, "verify", lambda **_: FORCED_FAILURE)
+    ingest_inbox(platform, now=utcnow())
+    process_once()
+    with session_scope(platform.engine) as session:
+        run = session.exec(select(UnlearningRun)).one()
+        production = session.get(ModelVersion, run.model_after_id)
+    assert run.verification["fallback"] == "retrain"
+    _assert_trained_with(_meta(platform, production), FAST)
+    with checkout(platform, "model", production.dvc_md5) as folder:
+        assert modeling.ladder_overrides(folder) == FAST  # carried on to the next model
+        other = {"batch_size": 4096, "lr": 0.03}
+        _write_retrain(home, other)
+        assert modeling.configured_retrain(home, folder) == (other, "params.yaml")
+        _write_retrain(home, {})
+        assert modeling.configured_retrain(home, folder) == (FAST, "ladder")
+        assert modeling.configured_retrain(home, tmp_path) == ({}, "base")
+
+
+def test_a_ladder_record_that_is_not_one_is_refused_naming_the_file(tmp_path):
+    from unlearnrec.compliance.modeling import LADDER_FILE, ladder_overrides
+
+    for text in ("{not json", '{"retrain": [1, 2]}', "[]"):
+        (tmp_path / LADDER_FILE).write_text(text)
+        with pytest.raises(ValueError, match=LADDER_FILE):
+            ladder_overrides(tmp_path)
+
+
 def _files(splits: Splits) -> DatasetFiles:
     users = [str(u) for u in range(splits.num_users)]
     items = [str(i) for i in range(splits.num_items)]
@@ -245,3 +300,44 @@ def test_ladder_usage_errors_exit_2_before_any_work(tmp_path, capsys):
         assert code == 2
         assert message in capsys.readouterr().err
     assert params.read_text() == "retrain: {}\n"
+
+
+def test_the_evaluate_stage_trains_its_reference_with_the_ladders_pick(
+    tiny_artifacts, tmp_path, monkeypatch
+):
+    """``dvc repro``'s evaluate stage: the reference trains with the ladder stage's choice
+    when params set no ``retrain:``, with params' fields when they do, and says which."""
+    import torch
+
+    import unlearnrec.pipeline as pipeline
+    from unlearnrec.config import params_from_dict
+    from unlearnrec.unlearning import retrain as retrain_module
+
+    home = make_home(tiny_artifacts, tmp_path / "home", monkeypatch)
+    _write_ladder(home, FAST)
+    art = home / "artifacts"
+    seen: list[dict] = []
+    real = retrain_module.Retrain.__init__
+
+    def spy(self, overrides=None, **kwargs):
+        seen.append(dict(overrides or {}))
+        real(self, overrides=overrides, **kwargs)
+
+    monkeypatch.setattr(retrain_module.Retrain, "__init__", spy)
+    raw = {"train": {"batch_size": 1024, "max_epochs": 10}, "unlearnrec": {"finetune_steps": 2}}
+    for retrain, expected, source in (
+        ({}, FAST, "ladder"),
+        ({"lr": 0.03}, {"lr": 0.03}, "params.yaml"),
+    ):
+        report = pipeline.evaluate(
+            params_from_dict({**raw, "retrain": retrain}),
+            {"request": "random:0.01"},
+            art / "prepared" / "splits.npz",
+            art / "base" / "model.pt",
+            art / "encoder" / "encoder.pt",
+            tmp_path / f"eval-{source}",
+            torch.device("cpu"),
+            ladder_path=art / "ladder" / "ladder.json",
+        )
+        assert report["retrain"] == {"overrides": expected, "source": source}
+        assert seen[-1] == expected

@@ -56,6 +56,7 @@ def _open_and_fill(home: Path) -> Platform:
         splits_path=art / "prepared" / "splits.npz",
         model_path=art / "base" / "model.pt",
         encoder_path=art / "encoder" / "encoder.pt",
+        ladder_path=art / "ladder" / "ladder.json",  # when the test wrote one
     )
     with session_scope(platform.engine) as session:
         files = read_dataset_version(platform, current_dataset(session))

@@ -154,7 +154,7 @@ def test_an_existing_folder_needs_force(tmp_path):
     check(get_settings(home=home), _csv(tmp_path), name=None, force=True)
 
 
-@pytest.mark.slow  # the DVC store and the two trainings: about half a minute on 2 busy cores
+@pytest.mark.slow  # the DVC store, the trainings and the ladder: about a minute on 2 busy cores
 def test_init_end_to_end_then_the_platform_knows_the_files_ids(tmp_path, capsys):
     """Tiny: a 4-user CSV, two epochs, one pre-training request; then a second init on the same
     platform is refused (exit 2): a ledger is never reset."""
@@ -171,14 +171,21 @@ def test_init_end_to_end_then_the_platform_knows_the_files_ids(tmp_path, capsys)
     result = json.loads(capsys.readouterr().out)
     assert result["users"] == 4 and result["dataset"] == str(home / "data" / "export")
     assert result["example_user"] == "u1" and result["dvc_tracked"] is False
-    for out in ("prepared/splits.npz", "base/model.pt", "encoder/encoder.pt"):
+    for out in ("prepared/splits.npz", "base/model.pt", "encoder/encoder.pt", "ladder/ladder.json"):
         assert (home / "artifacts" / out).is_file()
+    ladder = json.loads((home / "artifacts" / "ladder" / "ladder.json").read_text())
+    assert result["retrain"] == ladder["retrain"] and len(ladder["ladder"]["rungs"]) == 5
 
+    from unlearnrec.compliance.modeling import configured_retrain
     from unlearnrec.compliance.platform import Platform
+    from unlearnrec.compliance.versions import checkout, production_model
 
     platform = Platform.open(get_settings(home=home))
     with Session(platform.engine) as session:
         files = read_dataset_version(platform, current_dataset(session))
+        with checkout(platform, "model", production_model(session).dvc_md5) as folder:
+            # the platform's retrains train with the ladder's pick (params set no retrain:)
+            assert configured_retrain(home, folder) == (ladder["retrain"], "ladder")
     assert sorted(map(str, files.user_ids)) == USERS
     assert set(map(str, files.item_ids)) == {i for _, i in PAIRS}
     platform.engine.dispose()
