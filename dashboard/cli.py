@@ -52,7 +52,7 @@ def _app_path() -> Path:
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from unlearnrec.ledger.db import safe_url
-    from unlearnrec.settings import get_settings
+    from unlearnrec.records.settings import get_settings
 
     if args.home and not Path(args.home).is_dir():
         print(f"error: --home {args.home} is not a folder", file=sys.stderr)

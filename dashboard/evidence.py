@@ -1,7 +1,8 @@
 """The membership audit as a picture: does the model treat the erased pairs like pairs it never saw?
 
 Two panels from the compact evidence a verification record keeps under ``"membership"``
-(``unlearnrec.membership.evidence_record``: histogram counts and ROC points, never a pair):
+(``unlearnrec.evaluation.membership.evidence_record``: histogram counts and ROC points, never a
+pair):
 
 - the attack score (LiRA's offline likelihood-ratio statistic) of the forgotten pairs beside that
   of held-out pairs no model was trained on, under the original, the unlearned and the reference

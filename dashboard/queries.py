@@ -22,7 +22,6 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
-from unlearnrec import certificates as certs
 from unlearnrec.ledger import (
     AuditEvent,
     Certificate,
@@ -34,7 +33,8 @@ from unlearnrec.ledger import (
     verify_with_certificates,
 )
 from unlearnrec.ledger.replay import replay_rows
-from unlearnrec.verification import Figures, report_of
+from unlearnrec.records import certificates as certs
+from unlearnrec.records.verification import Figures, report_of
 
 # Verification figures, in display order: key in ``verification.Figures`` -> label.
 METRICS: dict[str, str] = {

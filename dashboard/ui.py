@@ -23,7 +23,7 @@ from sqlmodel import Session
 
 from dashboard import auth, queries
 from unlearnrec.ledger import LedgerUnavailable, make_engine, safe_url
-from unlearnrec.settings import Settings, get_settings
+from unlearnrec.records.settings import Settings, get_settings
 
 HERE = Path(__file__).resolve().parent
 TTL_SECONDS = 30

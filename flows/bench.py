@@ -70,7 +70,7 @@ def _fresh_home(base: Path) -> Path:
     naming that copy (the platform's sync writes into its dataset folder: never the clone's)."""
     import yaml
 
-    from unlearnrec.settings import pipeline_data_path
+    from unlearnrec.records.settings import pipeline_data_path
 
     home = base / f"home-{time.time_ns()}"
     (home / "artifacts").mkdir(parents=True)
@@ -94,7 +94,7 @@ def _platform(home: Path):
     from unlearnrec.compliance.platform import Platform
     from unlearnrec.compliance.versions import current_dataset, read_dataset_version
     from unlearnrec.ledger import session_scope
-    from unlearnrec.settings import get_settings, pipeline_data_path
+    from unlearnrec.records.settings import get_settings, pipeline_data_path
 
     platform = Platform.open(get_settings(home=home), actor="bench")
     art = home / "artifacts"

@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from unlearnrec.compliance.platform import Platform
-from unlearnrec.settings import get_settings
+from unlearnrec.records.settings import get_settings
 
 
 class FlowParams(BaseModel):

@@ -51,7 +51,7 @@ def _step(title: str) -> None:
 def data_dir(root: Path) -> Path:
     """The dataset the pipeline reads (dvc.yaml's prepare stage depends on ``${data.path}``):
     ``params.yaml``'s ``data.path``, else the bundled one."""
-    from unlearnrec.settings import pipeline_data_path
+    from unlearnrec.records.settings import pipeline_data_path
 
     return root / (pipeline_data_path(root) or BUNDLED_DATA)
 
@@ -110,7 +110,7 @@ def run_demo(root: Path, *, fresh: bool = False, device: str = "auto") -> int:
     from unlearnrec.compliance.samples import write_sample_inbox
     from unlearnrec.compliance.versions import current_dataset, read_dataset_version
     from unlearnrec.ledger import list_tickets, session_scope, utcnow
-    from unlearnrec.settings import get_settings
+    from unlearnrec.records.settings import get_settings
 
     settings = get_settings(home=root)
     if fresh:
@@ -172,6 +172,7 @@ def _figures_line(name: str, figures) -> str:
 def summary_text(platform, report: dict, pipeline_seconds: float, flows_seconds: float) -> str:
     from sqlmodel import select
 
+    from unlearnrec.experiments.pipeline import format_report
     from unlearnrec.ledger import (
         Certificate,
         Ticket,
@@ -179,8 +180,7 @@ def summary_text(platform, report: dict, pipeline_seconds: float, flows_seconds:
         session_scope,
         verify_with_certificates,
     )
-    from unlearnrec.pipeline import format_report
-    from unlearnrec.verification import report_of
+    from unlearnrec.records.verification import report_of
 
     lines = [format_report(report), ""]
     with session_scope(platform.engine) as session:

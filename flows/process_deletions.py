@@ -27,9 +27,10 @@ from flows.validation import (
     validate_purge,
     validate_ticket_batch,
 )
-from unlearnrec.compliance import process
+from unlearnrec.compliance import batching, process, validation
 from unlearnrec.compliance.erasure import tombstoned
 from unlearnrec.compliance.lifecycle import apply_retention
+from unlearnrec.compliance.runs import RunSummary
 from unlearnrec.compliance.scratch import sweep
 from unlearnrec.compliance.versions import current_dataset, read_dataset_version
 from unlearnrec.ledger import Ticket, TicketStatus, flag_overdue, session_scope, utcnow
@@ -80,7 +81,7 @@ def validate_tickets(params: ProcessParams) -> dict[str, int]:
             return {"validated": 0, "rejected": 0}
         ds = current_dataset(session)
         files = read_dataset_version(platform, ds)  # type: ignore[arg-type]
-        frame = pd.DataFrame(process.validation_rows(session, tickets))
+        frame = pd.DataFrame(validation.validation_rows(session, tickets))
         # A user erased earlier is known by the tombstone in the id map: a ticket for them is
         # valid (certified as erasing nothing), not rejected as an unknown user.
         gone = tombstoned(files.user_ids)
@@ -99,9 +100,9 @@ def validate_tickets(params: ProcessParams) -> dict[str, int]:
             failures.setdefault(int(frame.loc[row, "ticket_id"]), []).extend(
                 REASONS.get(n, n) for n in names if n not in ESCALATING_CHECKS
             )
-        for ticket_id, original in process.duplicates_of_open(session, tickets).items():
+        for ticket_id, original in validation.duplicates_of_open(session, tickets).items():
             failures.setdefault(ticket_id, []).append(f"duplicate of ticket {original}")
-        ok, bad = process.apply_validation(
+        ok, bad = validation.apply_validation(
             platform, session, tickets, failures, actor="flow:process_deletions"
         )
     return {"validated": ok, "rejected": bad}
@@ -131,11 +132,11 @@ def _purge_check(before: np.ndarray, after: np.ndarray, removed: np.ndarray) -> 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, timeout_seconds=TIMEOUTS.plan)
 def plan(params: ProcessParams) -> list[list[int]]:
     platform = params.platform(actor="flow:process_deletions")
-    return process.plan_batches(platform, now=utcnow(), force=params.force)
+    return batching.plan_batches(platform, now=utcnow(), force=params.force)
 
 
 @task(cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS.batch)
-def run_batch(params: ProcessParams, ticket_ids: list[int]) -> process.RunSummary:
+def run_batch(params: ProcessParams, ticket_ids: list[int]) -> RunSummary:
     platform = params.platform(actor="flow:process_deletions")
     return process.run_batch(platform, ticket_ids, device=params.device, purge_check=_purge_check)
 
@@ -146,7 +147,7 @@ def retention(params: ProcessParams) -> list[str]:
 
 
 @flow(name="process_deletions", timeout_seconds=TIMEOUTS.process_flow)
-def process_deletions(params: ProcessParams | None = None) -> list[process.RunSummary]:
+def process_deletions(params: ProcessParams | None = None) -> list[RunSummary]:
     params = params or ProcessParams()
     logger = get_run_logger()
     platform = params.platform(actor="flow:process_deletions")
@@ -170,7 +171,7 @@ def process_deletions(params: ProcessParams | None = None) -> list[process.RunSu
     return runs
 
 
-def _process(params: ProcessParams, logger) -> list[process.RunSummary]:
+def _process(params: ProcessParams, logger) -> list[RunSummary]:
     counts = validate_tickets(params)
     logger.info("validation: %d validated, %d rejected", counts["validated"], counts["rejected"])
     runs = [run_batch(params, batch) for batch in plan(params)]
@@ -188,10 +189,10 @@ def _process(params: ProcessParams, logger) -> list[process.RunSummary]:
     return runs
 
 
-def summary_rows(runs: list[process.RunSummary]) -> list[dict]:
+def summary_rows(runs: list[RunSummary]) -> list[dict]:
     """One row per run for the summary table (numbers stay numbers; absent ones are None)."""
 
-    def figure(r: process.RunSummary, name: str) -> float | None:
+    def figure(r: RunSummary, name: str) -> float | None:
         figures = r.verification.unlearned if r.verification else None
         value = figures.get(name) if figures else None
         return round(float(value), 4) if value is not None else None
@@ -213,7 +214,7 @@ def summary_rows(runs: list[process.RunSummary]) -> list[dict]:
     ]
 
 
-def summary_artifacts(counts: dict[str, int], runs: list[process.RunSummary], purged) -> None:
+def summary_artifacts(counts: dict[str, int], runs: list[RunSummary], purged) -> None:
     """The pass as Prefect table artifacts: one row per run, and the pass's counts."""
     create_table_artifact(
         key="process-deletions-runs",

@@ -8,7 +8,7 @@ import torch
 
 from unlearnrec.config import ModelConfig, TrainConfig
 from unlearnrec.data import generate_synthetic
-from unlearnrec.experiment import Splits, make_splits, train_base
+from unlearnrec.experiments.shared import Splits, make_splits, train_base
 
 TINY_TRAIN = TrainConfig(max_epochs=80, batch_size=1024, lr=0.01, eval_every=5, patience=4, seed=0)
 

@@ -24,8 +24,8 @@ import torch
 
 from unlearnrec.config import ModelConfig, TrainConfig
 from unlearnrec.data import read_dataset
-from unlearnrec.experiment import build_request, make_splits, train_base
-from unlearnrec.forgetting import ForgettingConfig, ForgettingProbe
+from unlearnrec.evaluation.forgetting import ForgettingConfig, ForgettingProbe
+from unlearnrec.experiments.shared import build_request, make_splits, train_base
 from unlearnrec.unlearning import ModelState, Retrain, UnlearnRec, UnlearnRecConfig
 
 GRID = [

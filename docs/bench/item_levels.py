@@ -21,7 +21,7 @@ import torch
 
 from unlearnrec.config import load_params
 from unlearnrec.data import read_dataset, subsample_users
-from unlearnrec.experiment import build_request, make_splits, train_base
+from unlearnrec.experiments.shared import build_request, make_splits, train_base
 from unlearnrec.models.shadow import shadow_rows_for
 from unlearnrec.unlearning import METHODS
 from unlearnrec.unlearning.base import ModelState, fresh_rows

@@ -21,11 +21,11 @@ from typing import Any
 
 import torch
 
-from unlearnrec import graph as graph_mod
 from unlearnrec.config import load_params, to_dict
 from unlearnrec.data import read_dataset
-from unlearnrec.experiment import build_request, make_splits, train_base
-from unlearnrec.training import device_name
+from unlearnrec.experiments.shared import build_request, make_splits, train_base
+from unlearnrec.graph import bipartite as graph_mod
+from unlearnrec.training.loop import device_name
 from unlearnrec.unlearning import ModelState, UnlearnRec
 from unlearnrec.unlearning import unlearnrec as ur
 

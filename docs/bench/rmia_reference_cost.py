@@ -18,8 +18,8 @@ import time
 import torch
 
 from unlearnrec.config import load_params
-from unlearnrec.experiment import load_splits, train_base
-from unlearnrec.membership import ReferenceModels
+from unlearnrec.evaluation.membership import ReferenceModels
+from unlearnrec.experiments.shared import load_splits, train_base
 
 
 def main() -> None:

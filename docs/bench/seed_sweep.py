@@ -24,8 +24,8 @@ import torch
 sys.path.insert(0, ".")
 from unlearnrec.config import load_params
 from unlearnrec.data import read_dataset
-from unlearnrec.experiment import build_request, make_splits, train_base
-from unlearnrec.forgetting import ForgettingConfig, ForgettingProbe
+from unlearnrec.evaluation.forgetting import ForgettingConfig, ForgettingProbe
+from unlearnrec.experiments.shared import build_request, make_splits, train_base
 from unlearnrec.unlearning import (  # noqa: F401 (names for the CONFIGS expression)
     InfluenceConfig,
     InfluenceUnlearning,

@@ -5,7 +5,8 @@ bench's seeds, so the base is the one ``unlearnrec bench`` trains), then unlearn
 each variant and prints the bench's figures as ratios to the retrain recorded in a bench JSON of
 the same base and request. A variant is ``default``, or comma-separated ``field=value`` overrides
 of ``UnlearnRecConfig`` (a ``pretrain_*`` field pre-trains the variant's own encoder), optionally
-prefixed by ``nodelta:`` (the encoder's ΔE0 zeroed: the fine-tune alone) or ``nossl:`` (the
+prefixed by ``nodelta:`` (the encoder's ΔE0 zeroed: the fine-tune alone), ``pass=A:`` (the
+encoder's correction scaled by A: 0 is ``nodelta``, 1 the method) or ``nossl:`` (the
 backbone's contrastive term left out of the fine-tune).
 Run from the repository root:
 
@@ -23,10 +24,11 @@ import json
 import numpy as np
 import torch
 
+import unlearnrec.unlearning.unlearnrec as method_module
 from unlearnrec.config import from_dict, load_params
 from unlearnrec.data import read_dataset
-from unlearnrec.experiment import build_request, make_splits, train_base
-from unlearnrec.forgetting import ForgettingConfig, ForgettingProbe
+from unlearnrec.evaluation.forgetting import ForgettingConfig, ForgettingProbe
+from unlearnrec.experiments.shared import build_request, make_splits, train_base
 from unlearnrec.unlearning import UnlearnRec, UnlearnRecConfig
 from unlearnrec.unlearning.base import ModelState
 
@@ -95,7 +97,14 @@ def main() -> None:
             print(f"  ({variant}: encoder pre-trained in {seconds:.1f} s)")
             encoder = own.encoder
         method = UnlearnRec(config, encoder=encoder)
-        out = method.unlearn(run_state, request)
+        mask = method_module._correction_mask
+        if "pass=" in prefix:
+            alpha = float(prefix.split("pass=")[1].split(":")[0])
+            method_module._correction_mask = lambda idm, c, n, a=alpha, m=mask: m(idm, c, n) * a
+        try:
+            out = method.unlearn(run_state, request)
+        finally:
+            method_module._correction_mask = mask
         exclude = np.concatenate([out.graph.edges_numpy(), splits.valid])
         m = probe.measure(out.model, out.graph, splits.test, exclude, fc)
         recall = m.utility["recall@20"]

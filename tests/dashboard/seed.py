@@ -36,9 +36,9 @@ from statistics import NormalDist
 
 from sqlmodel import Session
 
-from unlearnrec import certificates as certs
 from unlearnrec.compliance import certify
 from unlearnrec.compliance.platform import Platform
+from unlearnrec.compliance.store import DvcStore
 from unlearnrec.compliance.versions import record_dataset_version, record_model_version
 from unlearnrec.ledger import (
     Certificate,
@@ -58,9 +58,9 @@ from unlearnrec.ledger import (
     utcnow,
 )
 from unlearnrec.ledger.db import on_audit_commit
-from unlearnrec.policy import Policy, load_policy
-from unlearnrec.settings import Settings, get_settings
-from unlearnrec.store import DvcStore
+from unlearnrec.records import certificates as certs
+from unlearnrec.records.policy import Policy, load_policy
+from unlearnrec.records.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "policies" / "gdpr-default.yaml"
@@ -142,8 +142,8 @@ RUN2_UNLEARNED = {
     "recall@20": 0.3398,
     "ndcg@20": 0.2971,
 }
-# Run 1's membership audit (``unlearnrec.membership.evidence_record``'s shape), drawn from
-# Gaussians in closed form: the original model sets the forgotten pairs apart (shift 1.6σ), the
+# Run 1's membership audit (``unlearnrec.evaluation.membership.evidence_record``'s shape), drawn
+# from Gaussians in closed form: the original model sets the forgotten pairs apart (shift 1.6σ), the
 # unlearned and retrained ones do not.
 RUN1_MEMBERSHIP_SHIFTS = {"original": 1.6, "unlearned": 0.04, "reference": 0.0}
 

@@ -150,8 +150,8 @@ def test_runs_report_figures_time_and_speedup(data):
 
 
 def test_the_tier_names_how_the_certified_model_forgot():
-    from unlearnrec import certificates as certs
-    from unlearnrec.verification import VerificationReport
+    from unlearnrec.records import certificates as certs
+    from unlearnrec.records.verification import VerificationReport
 
     final = VerificationReport(mode="final", passed=True)
     exact = replace(final, tier="exact", exact={"passed": True})

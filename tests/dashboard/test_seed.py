@@ -17,7 +17,6 @@ from tests.dashboard.seed import (
     VALID_CERTIFICATE,
     SeededLedger,
 )
-from unlearnrec import certificates as certs
 from unlearnrec import cli
 from unlearnrec.compliance import certify
 from unlearnrec.ledger import (
@@ -30,6 +29,7 @@ from unlearnrec.ledger import (
     session_scope,
 )
 from unlearnrec.ledger.keys import recorded_keys
+from unlearnrec.records import certificates as certs
 
 ROOT = Path(__file__).resolve().parents[2]
 

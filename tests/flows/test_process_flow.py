@@ -14,7 +14,7 @@ from flows.process_deletions import ProcessParams, process_deletions
 from tests.postgres import temporary_database
 from tests.unlearnrec.compliance.conftest import make_home, tiny_artifacts  # noqa: F401
 from tests.unlearnrec.compliance.test_workflow import VALID, _open_and_fill
-from unlearnrec.compliance import process
+from unlearnrec.compliance import batching, process
 from unlearnrec.compliance.ingest import ingest_inbox
 from unlearnrec.ledger import (
     AuditEvent,
@@ -130,4 +130,4 @@ def test_a_failed_batch_fails_the_flow_run(harness, tiny_artifacts, tmp_path, mo
     for external_id in VALID:
         assert tickets[external_id].status == TicketStatus.ESCALATED
         assert "needs a person" in (tickets[external_id].reason or "")
-    assert process.plan_batches(platform, now=utcnow(), force=True) == []  # not retried again
+    assert batching.plan_batches(platform, now=utcnow(), force=True) == []  # not retried again

@@ -21,8 +21,9 @@ from tests.unlearnrec.compliance.test_workflow import _open_and_fill
 from unlearnrec.compliance import process
 from unlearnrec.compliance.ingest import ingest_inbox
 from unlearnrec.compliance.lifecycle import ReferenceSummary
+from unlearnrec.compliance.runs import RunSummary
 from unlearnrec.ledger import utcnow
-from unlearnrec.verification import Figures, VerificationReport
+from unlearnrec.records.verification import Figures, VerificationReport
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +94,7 @@ def test_a_hanging_batch_fails_the_flow_run_and_a_pass_publishes_table_artifacts
     assert "timed out after 2.0 second" in (state.message or ""), state.message
 
     def done(platform, ticket_ids, **kwargs):
-        return process.RunSummary(
+        return RunSummary(
             run_id=41,
             status="succeeded",
             stage="certified",

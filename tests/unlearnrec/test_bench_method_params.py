@@ -7,11 +7,15 @@ import json
 
 import pytest
 
-from unlearnrec.bench import check_set_sections, method_params_from, settings_from_params
 from unlearnrec.cli import _params, main
 from unlearnrec.config import TrainConfig
 from unlearnrec.data import generate_synthetic
 from unlearnrec.data.readers import write_lightgcn
+from unlearnrec.experiments.bench import (
+    check_set_sections,
+    method_params_from,
+    settings_from_params,
+)
 from unlearnrec.unlearning import METHODS
 
 # one field of each method with a value that is not its default

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from unlearnrec.certificates import (
+from unlearnrec.records.certificates import (
     REQUIRED_FIELDS,
     SCHEMA,
     KeyPermissionError,
@@ -358,7 +358,7 @@ def test_read_certificate_names_the_file_when_not_json(tmp_path):
 def test_module_does_not_import_heavy_dependencies():
     """Importing certificates loads no torch, numpy, prefect or streamlit: the dashboard uses it."""
     code = (
-        "import sys, unlearnrec.certificates;"
+        "import sys, unlearnrec.records.certificates;"
         "bad=[m for m in ('torch','numpy','prefect','streamlit','sqlmodel','great_expectations')"
         " if m in sys.modules]; print(','.join(bad))"
     )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from unlearnrec.checkpoint import load_checkpoint, save_checkpoint
 from unlearnrec.config import ModelConfig
-from unlearnrec.graph import Graph
+from unlearnrec.graph.bipartite import Graph
 from unlearnrec.models import build_model
+from unlearnrec.training.checkpoint import load_checkpoint, save_checkpoint
 
 
 def test_checkpoint_round_trip_restores_weights_and_metadata(tmp_path, tiny_splits):

@@ -117,7 +117,7 @@ def test_bench_writes_the_documented_json(tmp_path, capsys, bench_on_tiny):
     ]
     import torch
 
-    from unlearnrec.checkpoint import load_checkpoint
+    from unlearnrec.training.checkpoint import load_checkpoint
 
     encoder = torch.load(tmp_path / "models" / "shared-unlearnrec-encoder.pt", weights_only=True)
     assert {"h0", "w_eta"} <= set(encoder)
@@ -155,7 +155,7 @@ def test_bad_request_spec_and_missing_data_are_clear_errors(tmp_path, capsys):
 
 def test_several_requests_share_one_base_and_one_encoder(tmp_path, monkeypatch, bench_on_tiny):
     """Non-noise requests reuse the base model and the pre-trained encoder; one JSON each."""
-    import unlearnrec.bench as bench
+    import unlearnrec.experiments.bench as bench
 
     calls = []
     real = bench.train_base
@@ -195,7 +195,7 @@ def test_a_bad_request_spec_is_refused_before_any_work(tmp_path, capsys):
 
 
 def test_methods_all_expands_to_every_registered_method_retrain_first():
-    from unlearnrec.bench import expand_methods
+    from unlearnrec.experiments.bench import expand_methods
     from unlearnrec.unlearning import METHODS
 
     every = expand_methods(["all"])

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from unlearnrec.compliance.store import DvcStore
 from unlearnrec.ledger import AuditEvent, append_event, init_db, make_engine, session_scope
-from unlearnrec.store import DvcStore
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from unlearnrec.config import ModelConfig
-from unlearnrec.forgetting import (
+from unlearnrec.evaluation.forgetting import (
     ForgettingConfig,
     ForgettingProbe,
     ModelForgetting,
@@ -16,7 +16,7 @@ from unlearnrec.forgetting import (
     sample_negatives_for,
     scores,
 )
-from unlearnrec.graph import Graph
+from unlearnrec.graph.bipartite import Graph
 from unlearnrec.models import MF
 from unlearnrec.unlearning import ModelState, Retrain, UnlearnRec, UnlearnRecConfig
 from unlearnrec.unlearning.requests import random_edges

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from unlearnrec.graph import Graph, edge_tensor, normalized_adjacency, propagate
+from unlearnrec.graph.bipartite import Graph, edge_tensor, normalized_adjacency, propagate
 from unlearnrec.models.lightgcn import lightgcn_propagate
 
 EDGES = np.array([[0, 0], [0, 2], [1, 1], [2, 0], [2, 1], [2, 2]])

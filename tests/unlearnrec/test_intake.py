@@ -1,6 +1,6 @@
-"""Reading ticket files (``unlearnrec/intake.py``): JSON and CSV rows become ``TicketIn`` with
-aware UTC times; malformed rows are kept with their problems; unreadable files are refused with
-a reason naming the file and line. No database involved."""
+"""Reading ticket files (``unlearnrec/records/intake.py``): JSON and CSV rows become ``TicketIn``
+with aware UTC times; malformed rows are kept with their problems; unreadable files are refused
+with a reason naming the file and line. No database involved."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from unlearnrec.intake import FileIntake, parse_ticket_bytes, parse_ticket_file
 from unlearnrec.ledger import TicketIn
+from unlearnrec.records.intake import FileIntake, parse_ticket_bytes, parse_ticket_file
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -10,8 +10,7 @@ import torch
 
 from unlearnrec.config import ModelConfig, TrainConfig
 from unlearnrec.data import generate_synthetic
-from unlearnrec.experiment import make_splits, train_base
-from unlearnrec.membership import (
+from unlearnrec.evaluation.membership import (
     MembershipConfig,
     MembershipProbe,
     ReferenceModels,
@@ -25,6 +24,7 @@ from unlearnrec.membership import (
     state_hash,
     tpr_at_fpr,
 )
+from unlearnrec.experiments.shared import make_splits, train_base
 
 
 def test_tpr_at_fpr_on_a_hand_example():

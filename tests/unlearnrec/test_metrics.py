@@ -7,8 +7,8 @@ import math
 import numpy as np
 import torch
 
-from unlearnrec.evaluation import evaluate_ranking
-from unlearnrec.metrics import ndcg_at_k, recall_at_k, roc_auc
+from unlearnrec.evaluation.metrics import ndcg_at_k, recall_at_k, roc_auc
+from unlearnrec.evaluation.ranking import evaluate_ranking
 
 
 def naive_recall_ndcg(ranked: list[int], relevant: set[int], k: int) -> tuple[float, float]:

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from unlearnrec.config import ModelConfig, TrainConfig
-from unlearnrec.evaluation import evaluate_ranking
-from unlearnrec.experiment import train_base
-from unlearnrec.graph import Graph
+from unlearnrec.evaluation.ranking import evaluate_ranking
+from unlearnrec.experiments.shared import train_base
+from unlearnrec.graph.bipartite import Graph
 from unlearnrec.models import MODELS, build_model
 
 

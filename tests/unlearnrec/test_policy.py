@@ -1,6 +1,6 @@
-"""Compliance policies (``unlearnrec/policy.py``): the default policy loads with its file hash;
-invalid files raise PolicyError naming the file and field; regimes map legal bases to deadlines;
-per-kind profiles override the unlearning parameters."""
+"""Compliance policies (``unlearnrec/records/policy.py``): the default policy loads with its file
+hash; invalid files raise PolicyError naming the file and field; regimes map legal bases to
+deadlines; per-kind profiles override the unlearning parameters."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from unlearnrec.policy import Deadline, Policy, PolicyError, load_policy
+from unlearnrec.records.policy import Deadline, Policy, PolicyError, load_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "policies" / "gdpr-default.yaml"

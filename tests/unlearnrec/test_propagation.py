@@ -7,9 +7,8 @@ import pytest
 import torch
 
 from unlearnrec.config import ModelConfig
-from unlearnrec.graph import Graph
-from unlearnrec.models import build_model
-from unlearnrec.propagation import (
+from unlearnrec.graph.bipartite import Graph
+from unlearnrec.graph.propagation import (
     RowDelta,
     base_layers,
     combine_layers,
@@ -18,6 +17,7 @@ from unlearnrec.propagation import (
     readout_weights,
     residual_graph,
 )
+from unlearnrec.models import build_model
 
 ATOL = 1e-5
 

@@ -8,7 +8,7 @@ import json
 import numpy as np
 
 from unlearnrec.cli import main
-from unlearnrec.scaling import scaled_graph_edges
+from unlearnrec.experiments.scaling import scaled_graph_edges
 
 
 def test_scaled_graphs_have_the_size_and_the_generators_shape():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from unlearnrec.settings import DataPathError, get_settings
+from unlearnrec.records.settings import DataPathError, get_settings
 
 
 def _home(tmp_path: Path, data_path: str) -> Path:

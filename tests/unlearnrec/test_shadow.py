@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from unlearnrec.config import ModelConfig
-from unlearnrec.experiment import train_base
-from unlearnrec.forgetting import scores
+from unlearnrec.evaluation.forgetting import scores
+from unlearnrec.experiments.shared import train_base
 from unlearnrec.models import build_model
 from unlearnrec.models.shadow import shadow_rows_for
 

@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy import event
 from sqlmodel import Session, select
 
-from unlearnrec import certificates as certs
 from unlearnrec.compliance.platform import Platform
 from unlearnrec.ledger import (
     Certificate,
@@ -30,7 +29,8 @@ from unlearnrec.ledger import (
     utcnow,
 )
 from unlearnrec.ledger.keys import require_registered
-from unlearnrec.verification import report_of
+from unlearnrec.records import certificates as certs
+from unlearnrec.records.verification import report_of
 
 PENDING = ".pending"
 
@@ -228,7 +228,7 @@ def issue(
     pending = pending_dir(platform) / path.name
     sha = certs.write_certificate(pending, signed)  # published when the ledger commits
     _publish_on_commit(session, pending, path)
-    from unlearnrec.compliance.process import crash_point
+    from unlearnrec.compliance.faults import crash_point
 
     crash_point("after_certificate_written")
     row = Certificate(

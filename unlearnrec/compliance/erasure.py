@@ -54,6 +54,7 @@ from sqlmodel import Session, col, select
 from unlearnrec.compliance.dataset import DatasetFiles
 from unlearnrec.compliance.platform import Platform
 from unlearnrec.compliance.scratch import scratch_dir
+from unlearnrec.compliance.store import run_dvc
 from unlearnrec.compliance.versions import current_dataset, production_model
 from unlearnrec.ledger import (
     Certificate,
@@ -66,7 +67,6 @@ from unlearnrec.ledger import (
     session_scope,
     utcnow,
 )
-from unlearnrec.store import run_dvc
 
 log = logging.getLogger("unlearnrec.erasure")
 

@@ -1,4 +1,4 @@
-"""What a verification leads to, decided once for the processing run (``process.stage_verify``)
+"""What a verification leads to, decided once for the processing run (``stages.stage_verify``)
 and the scheduled reference retrain (``lifecycle.retrain_reference``): keep the unlearned model,
 promote a full retrain in its place, or hand the run to a person. Pure: values in, a value out."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from unlearnrec.verification import VerificationReport
+from unlearnrec.records.verification import VerificationReport
 
 
 class Decision(StrEnum):

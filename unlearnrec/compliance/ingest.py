@@ -4,7 +4,7 @@ reason (refused by intake, or failing while its tickets are recorded), is *quara
 files are unaffected and the next run does not trip over it again.
 
 Only entries of the inbox itself are read, each checked with ``lstat`` and opened without
-following links (``unlearnrec.intake.read_regular_file``). Files are named by their
+following links (``unlearnrec.records.intake.read_regular_file``). Files are named by their
 ``file_label`` in the ledger, the audit trail and the logs, never by a name copied verbatim.
 ``processed/`` and ``refused/`` are private to the platform's user (0700, files 0600): the files
 in them hold personal data.
@@ -21,8 +21,8 @@ from pathlib import Path
 
 from unlearnrec.compliance.platform import Platform
 from unlearnrec.files import atomic_write_text
-from unlearnrec.intake import FileIntake, file_label, parse_ticket_file
 from unlearnrec.ledger import append_event, record_ticket, session_scope
+from unlearnrec.records.intake import FileIntake, file_label, parse_ticket_file
 
 log = logging.getLogger("unlearnrec.ingest")
 

@@ -19,8 +19,8 @@ from unlearnrec.compliance.erasure import (
 )
 from unlearnrec.compliance.fallback import Decision, decide
 from unlearnrec.compliance.platform import Platform
-from unlearnrec.compliance.process import promote_retrain, removed_pairs
 from unlearnrec.compliance.scratch import scratch_dir
+from unlearnrec.compliance.stages import promote_retrain, removed_pairs
 from unlearnrec.compliance.versions import (
     add_dataset_version,
     add_model_version,
@@ -40,7 +40,7 @@ from unlearnrec.ledger import (
     session_scope,
     utcnow,
 )
-from unlearnrec.verification import record
+from unlearnrec.records.verification import record
 
 log = logging.getLogger("unlearnrec.lifecycle")
 
@@ -57,7 +57,7 @@ def bootstrap(
     """Import the pipeline's dataset split and base model as version 0 (once; idempotent), with
     the encoder and, when the pipeline ran it, the retrain ladder's record (``ladder.json``: the
     configuration the platform's retrains then train with)."""
-    from unlearnrec.experiment import Splits
+    from unlearnrec.experiments.shared import Splits
 
     with session_scope(platform.engine) as session:
         ds, model = current_dataset(session), production_model(session)

@@ -23,26 +23,26 @@ import numpy as np
 import torch
 
 from unlearnrec import config as cfg
-from unlearnrec.checkpoint import (
+from unlearnrec.compliance.dataset import DatasetFiles
+from unlearnrec.config import TrainConfig, from_dict, to_dict
+from unlearnrec.data.dataset import contains_edges, edge_keys
+from unlearnrec.evaluation.forgetting import ForgettingConfig, ForgettingProbe, compare
+from unlearnrec.files import sha256_file
+from unlearnrec.graph.bipartite import Graph
+from unlearnrec.models import GraphRecommender
+from unlearnrec.records.policy import MembershipAudit, Thresholds
+from unlearnrec.records.verification import FINAL, PROVISIONAL, Figures, VerificationReport
+from unlearnrec.training.checkpoint import (
     fit_epochs_of,
     load_checkpoint,
     read_checkpoint_meta,
     save_checkpoint,
 )
-from unlearnrec.compliance.dataset import DatasetFiles
-from unlearnrec.config import TrainConfig, from_dict, to_dict
-from unlearnrec.data.dataset import contains_edges, edge_keys
-from unlearnrec.files import sha256_file
-from unlearnrec.forgetting import ForgettingConfig, ForgettingProbe, compare
-from unlearnrec.graph import Graph
-from unlearnrec.models import GraphRecommender
-from unlearnrec.policy import MembershipAudit, Thresholds
-from unlearnrec.training import resolve_device
+from unlearnrec.training.loop import resolve_device
 from unlearnrec.unlearning import METHODS, ModelState, Retrain, UnlearningMethod
 from unlearnrec.unlearning.base import KeepsPreparation
 from unlearnrec.unlearning.requests import DeletionRequest
 from unlearnrec.unlearning.sharded import SHARDED_DIR, ShardedRecommender, load_sharded
-from unlearnrec.verification import FINAL, PROVISIONAL, Figures, VerificationReport
 
 
 @dataclass
@@ -288,7 +288,7 @@ def configured_retrain(home: Path, folder: Path | None = None) -> tuple[dict[str
     (``"ladder"``), else none (``"base"``: the base model's own configuration). So the reference,
     the fallback and a ``retrain`` policy train as ``bench``'s retrain does, and speed-ups are
     against the fastest equal-utility retrain, without anyone writing it by hand."""
-    from unlearnrec.settings import pipeline_retrain_overrides
+    from unlearnrec.records.settings import pipeline_retrain_overrides
 
     explicit = pipeline_retrain_overrides(home)
     if explicit:
@@ -301,7 +301,7 @@ def configured_retrain(home: Path, folder: Path | None = None) -> tuple[dict[str
 
 def configured_retrain_overrides(folder: Path | None = None) -> dict[str, Any]:
     """:func:`configured_retrain` for the settings' home and the model in ``folder``."""
-    from unlearnrec.settings import get_settings
+    from unlearnrec.records.settings import get_settings
 
     return configured_retrain(get_settings().home, folder)[0]
 
@@ -516,7 +516,7 @@ def verify(
     passed = not over and not under and ratios[f"recall@{k}"] >= config.min_utility_ratio
     membership = None
     if thresholds.membership.references:
-        # the policy asks for the reference-model membership audit (unlearnrec.membership)
+        # the policy asks for the reference-model membership audit (evaluation/membership.py)
         membership = membership_audit(
             orig,
             orig_graph,
@@ -560,8 +560,8 @@ def membership_audit(
 ) -> dict[str, Any]:
     """The policy's membership audit: erased training pairs vs the held-out test pairs, with
     the original model's K references (cached per base model under ``var/references``)."""
-    from unlearnrec.membership import audit_against_reference
-    from unlearnrec.settings import get_settings
+    from unlearnrec.evaluation.membership import audit_against_reference
+    from unlearnrec.records.settings import get_settings
 
     return audit_against_reference(
         original=original,

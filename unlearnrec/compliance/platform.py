@@ -11,13 +11,13 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from unlearnrec import certificates as certs
+from unlearnrec.compliance.store import DvcStore
 from unlearnrec.ledger import init_db, make_engine
 from unlearnrec.ledger.db import on_audit_commit, session_scope
 from unlearnrec.ledger.keys import require_registered, write_signed_head
-from unlearnrec.policy import Policy, load_policy
-from unlearnrec.settings import Settings, get_settings
-from unlearnrec.store import DvcStore
+from unlearnrec.records import certificates as certs
+from unlearnrec.records.policy import Policy, load_policy
+from unlearnrec.records.settings import Settings, get_settings
 
 log = logging.getLogger("unlearnrec")
 

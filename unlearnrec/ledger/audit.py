@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlmodel import Session, select
 
-from unlearnrec.certificates import canonical_json, read_certificate
 from unlearnrec.ledger.models import AuditEvent, utcnow
+from unlearnrec.records.certificates import canonical_json, read_certificate
 
 GENESIS = "0" * 64
 # The trail is permanent: no value in it may grow with the input. Callers put codes, ids,

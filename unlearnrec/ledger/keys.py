@@ -18,10 +18,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlmodel import Session, col, select
 
-from unlearnrec import certificates as certs
 from unlearnrec.files import atomic_write_bytes
 from unlearnrec.ledger.audit import Anchor, append_event, last_event
 from unlearnrec.ledger.models import AuditEvent, Certificate
+from unlearnrec.records import certificates as certs
 
 ACTION = "key.registered"
 

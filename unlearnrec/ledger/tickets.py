@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from unlearnrec.ledger.audit import add_with_event, append_event
 from unlearnrec.ledger.models import Ticket, TicketStatus, utcnow
-from unlearnrec.policy import Policy
+from unlearnrec.records.policy import Policy
 
 
 class TransitionError(ValueError):

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearnrec.config import ModelConfig
-from unlearnrec.graph import Graph
+from unlearnrec.graph.bipartite import Graph
 
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:

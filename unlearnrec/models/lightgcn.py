@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from unlearnrec.graph import Graph, propagate
+from unlearnrec.graph.bipartite import Graph, propagate
 from unlearnrec.models.base import GraphRecommender
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from unlearnrec.graph import Graph
+from unlearnrec.graph.bipartite import Graph
 from unlearnrec.models.base import GraphRecommender, info_nce
 from unlearnrec.models.lightgcn import lightgcn_propagate
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from unlearnrec.graph import Graph, propagate
+from unlearnrec.graph.bipartite import Graph, propagate
 from unlearnrec.models.base import GraphRecommender, info_nce
 
 

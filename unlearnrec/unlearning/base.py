@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from unlearnrec.config import TrainConfig
-from unlearnrec.graph import Graph
+from unlearnrec.graph.bipartite import Graph
 from unlearnrec.models import GraphRecommender
 from unlearnrec.models.shadow import shadow_rows_for
 from unlearnrec.unlearning.requests import DeletionRequest

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from unlearnrec.graph import propagate
+from unlearnrec.graph.bipartite import propagate
 
 
 class IdentityMLP(nn.Module):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from unlearnrec.graph import edge_tensor, normalized_adjacency
+from unlearnrec.graph.bipartite import edge_tensor, normalized_adjacency
 
 
 @dataclass(frozen=True)

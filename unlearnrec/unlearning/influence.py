@@ -56,9 +56,9 @@ import torch
 import torch.nn.functional as F
 
 from unlearnrec.config import from_dict
-from unlearnrec.graph import Graph
+from unlearnrec.graph.bipartite import Graph
 from unlearnrec.models import GraphRecommender
-from unlearnrec.training import make_generator, sample_negatives
+from unlearnrec.training.loop import make_generator, sample_negatives
 from unlearnrec.unlearning.base import (
     ModelState,
     NoPreparation,

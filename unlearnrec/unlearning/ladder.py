@@ -22,10 +22,10 @@ import torch
 
 from unlearnrec import config as cfg
 from unlearnrec.config import TrainConfig
-from unlearnrec.evaluation import evaluate_ranking
-from unlearnrec.graph import Graph
+from unlearnrec.evaluation.ranking import evaluate_ranking
+from unlearnrec.graph.bipartite import Graph
 from unlearnrec.models import GraphRecommender, build_model
-from unlearnrec.training import train_model
+from unlearnrec.training.loop import train_model
 
 FULL_BATCH = 0  # batch_size 0 in a rung: every training edge in one step
 

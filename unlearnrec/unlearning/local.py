@@ -40,17 +40,17 @@ import torch
 import torch.nn.functional as F
 
 from unlearnrec.config import TrainConfig
-from unlearnrec.graph import Graph, edge_tensor, normalized_adjacency, propagate
-from unlearnrec.metrics import roc_auc
-from unlearnrec.models import GraphRecommender
-from unlearnrec.models.shadow import shadow_rows_for
-from unlearnrec.propagation import (
+from unlearnrec.evaluation.metrics import roc_auc
+from unlearnrec.graph.bipartite import Graph, edge_tensor, normalized_adjacency, propagate
+from unlearnrec.graph.propagation import (
     ResidualAdjacency,
     readout_weights,
     residual_graph,
     transpose_positions,
 )
-from unlearnrec.training import make_generator, sample_rows
+from unlearnrec.models import GraphRecommender
+from unlearnrec.models.shadow import shadow_rows_for
+from unlearnrec.training.loop import make_generator, sample_rows
 from unlearnrec.unlearning.base import Stopwatch, UnlearnOutcome
 from unlearnrec.unlearning.encoder import InfluenceEncoder
 from unlearnrec.unlearning.isolated import negative_push

@@ -9,7 +9,7 @@ import torch
 
 from unlearnrec import config as cfg
 from unlearnrec.models import build_model
-from unlearnrec.training import EpochCallback, train_model
+from unlearnrec.training.loop import EpochCallback, train_model
 from unlearnrec.unlearning.base import ModelState, Stopwatch, UnlearnOutcome
 from unlearnrec.unlearning.requests import DeletionRequest
 

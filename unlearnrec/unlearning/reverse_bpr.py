@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from unlearnrec.config import from_dict
-from unlearnrec.training import make_generator, model_loss, sample_negatives, sample_rows
+from unlearnrec.training.loop import make_generator, model_loss, sample_negatives, sample_rows
 from unlearnrec.unlearning.base import (
     ModelState,
     NoPreparation,

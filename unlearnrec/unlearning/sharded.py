@@ -43,11 +43,11 @@ from torch import nn
 from unlearnrec import config as cfg
 from unlearnrec.config import ModelConfig, TrainConfig
 from unlearnrec.data.dataset import as_edges, edge_keys, isin_sorted, normalise_edges
-from unlearnrec.evaluation import evaluate_ranking
+from unlearnrec.evaluation.ranking import evaluate_ranking
 from unlearnrec.files import atomic_write_bytes, atomic_write_text, sha256_file
-from unlearnrec.graph import Graph
+from unlearnrec.graph.bipartite import Graph
 from unlearnrec.models import GraphRecommender, build_model
-from unlearnrec.training import make_generator, sample_negatives, train_model
+from unlearnrec.training.loop import make_generator, sample_negatives, train_model
 from unlearnrec.unlearning import partition as part
 from unlearnrec.unlearning.base import ModelState, Stopwatch, UnlearnOutcome
 from unlearnrec.unlearning.requests import DeletionRequest
@@ -656,7 +656,7 @@ def save_sharded(directory: str | Path, model: ShardedRecommender) -> dict[str, 
     """Write the sharded model to ``directory``: one checkpoint per sub-model (its shard's data
     hash inside), the manifest, the aggregation, and ``sharded.json`` last, naming every file's
     sha256 so that a save torn by a crash is refused on load. Every file is written atomically."""
-    from unlearnrec.checkpoint import save_checkpoint, save_torch
+    from unlearnrec.training.checkpoint import save_checkpoint, save_torch
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -689,7 +689,7 @@ def save_sharded(directory: str | Path, model: ShardedRecommender) -> dict[str, 
 def load_sharded(directory: str | Path, device: torch.device | str = "cpu") -> ShardedRecommender:
     """The sharded model saved by ``save_sharded``; checks every file's sha256 and every
     shard's data hash against the manifest."""
-    from unlearnrec.checkpoint import load_checkpoint
+    from unlearnrec.training.checkpoint import load_checkpoint
 
     directory = Path(directory)
     meta = json.loads((directory / "sharded.json").read_text())

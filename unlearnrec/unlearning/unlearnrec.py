@@ -27,6 +27,7 @@ Choices where sources disagree (docs/method.md), all fields of ``UnlearnRecConfi
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,13 +36,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from unlearnrec.checkpoint import save_torch
 from unlearnrec.config import TrainConfig, from_dict, to_dict
-from unlearnrec.graph import Graph, edge_tensor
-from unlearnrec.metrics import roc_auc
+from unlearnrec.evaluation.metrics import roc_auc
+from unlearnrec.graph.bipartite import Graph, edge_tensor
 from unlearnrec.models import GraphRecommender
 from unlearnrec.models.shadow import shadow_rows_for
-from unlearnrec.training import make_generator, model_loss, sample_negatives, sample_rows
+from unlearnrec.training.checkpoint import save_torch
+from unlearnrec.training.loop import make_generator, model_loss, sample_negatives, sample_rows
 from unlearnrec.unlearning.base import ModelState, Stopwatch, UnlearnOutcome
 from unlearnrec.unlearning.encoder import InfluenceEncoder
 from unlearnrec.unlearning.idm import InfluenceDependency, drop_edges, influence_dependency
@@ -418,6 +419,10 @@ class UnlearnRec:
     encoder: InfluenceEncoder | None = None
     name: str = "unlearnrec"
     pretrain_history: list[dict[str, float]] = field(default_factory=list)
+    # called with each simulated request's record as pre-training goes (a progress bar)
+    on_pretrain: Callable[[dict[str, float]], None] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @classmethod
     def from_params(cls, values: dict[str, Any] | None) -> UnlearnRec:
@@ -428,7 +433,12 @@ class UnlearnRec:
         """Pre-train the encoder on ``state``'s model and graph; returns the seconds it took."""
         with Stopwatch(state.graph.device) as clock:
             self.encoder, self.pretrain_history = pretrain_encoder(
-                state.model, state.graph, self.config, state.train_config, state.valid_edges
+                state.model,
+                state.graph,
+                self.config,
+                state.train_config,
+                state.valid_edges,
+                on_request=self.on_pretrain,
             )
             seconds = clock.elapsed()
         self.warm_up(state)
@@ -523,8 +533,10 @@ def pretrain_encoder(
     config: UnlearnRecConfig,
     train_config: TrainConfig,
     heldout: np.ndarray | torch.Tensor | None = None,
+    on_request: Callable[[dict[str, float]], None] | None = None,
 ) -> tuple[InfluenceEncoder, list[dict[str, float]]]:
     """Pre-train an Influence Encoder on simulated random requests; the backbone stays frozen.
+    ``on_request`` gets each request's record (its loss parts) when its steps are done.
 
     ``heldout``: (H, 2) the model's validation pairs, needed by ``pretrain_unlearn_loss="zscore"``
     (each simulated request's pairs pushed to their held-out z-score targets, as in the
@@ -600,6 +612,8 @@ def pretrain_encoder(
         history.append(
             {"request": r, "fraction": float(fraction), "loss": float(loss.detach()), **parts}
         )
+        if on_request is not None:
+            on_request(history[-1])
     encoder.eval()
     return encoder, history
 

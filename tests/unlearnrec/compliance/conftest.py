@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from unlearnrec.checkpoint import save_checkpoint
 from unlearnrec.config import ModelConfig, TrainConfig, to_dict
 from unlearnrec.data import generate_synthetic, write_lightgcn
-from unlearnrec.experiment import make_splits, train_base
-from unlearnrec.pipeline import save_encoder
+from unlearnrec.experiments.pipeline import save_encoder
+from unlearnrec.experiments.shared import make_splits, train_base
+from unlearnrec.training.checkpoint import save_checkpoint
 from unlearnrec.unlearning import ModelState, UnlearnRec
 
 SMALL_UNLEARN = {

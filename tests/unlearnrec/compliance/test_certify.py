@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from unlearnrec import certificates as certs
 from unlearnrec.compliance import certify
 from unlearnrec.compliance.platform import Platform
 from unlearnrec.ledger import (
@@ -27,8 +26,9 @@ from unlearnrec.ledger import (
     session_scope,
     transition,
 )
-from unlearnrec.policy import load_policy
-from unlearnrec.settings import get_settings
+from unlearnrec.records import certificates as certs
+from unlearnrec.records.policy import load_policy
+from unlearnrec.records.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -148,7 +148,7 @@ def test_certificate_verify_says_a_copy_of_a_revoked_certificate_was_revoked(
 ):
     """A copy taken of a pending certificate before its run died: ``certificate verify``
     reports it revoked, naming the event; the re-issued certificate of that id verifies."""
-    from unlearnrec import cli_compliance
+    from unlearnrec.cli import compliance as cli_compliance
     from unlearnrec.cli import main as cli_main
 
     with pytest.raises(RuntimeError), session_scope(platform.engine) as session:

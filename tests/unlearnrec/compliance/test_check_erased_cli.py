@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from unlearnrec import cli_compliance
+from unlearnrec.cli import compliance as cli_compliance
 
 from .test_model_retention import _platform
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from unlearnrec import cli_compliance
+from unlearnrec.cli import compliance as cli_compliance
 from unlearnrec.cli import main as cli_main
 from unlearnrec.compliance.ingest import ingest_inbox
 from unlearnrec.compliance.platform import Platform
 from unlearnrec.ledger import AuditEvent, Ticket, init_db, make_engine, session_scope
-from unlearnrec.policy import load_policy
-from unlearnrec.settings import get_settings
+from unlearnrec.records.policy import load_policy
+from unlearnrec.records.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[3]
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

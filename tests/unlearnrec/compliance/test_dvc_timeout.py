@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from unlearnrec.store import DvcStore, StoreError, dvc_timeout
+from unlearnrec.compliance.store import DvcStore, StoreError, dvc_timeout
 
 
 def test_the_timeout_comes_from_the_environment(monkeypatch):

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text as sql
 from sqlmodel import select
 
-from unlearnrec import cli_compliance
+from unlearnrec.cli import compliance as cli_compliance
 from unlearnrec.compliance.dataset import DatasetFiles
 from unlearnrec.compliance.erasure import (
     TOMBSTONE,

@@ -39,6 +39,7 @@ from unlearnrec.compliance.ingest import ingest_inbox
 from unlearnrec.compliance.lifecycle import apply_retention, bootstrap, retrain_reference
 from unlearnrec.compliance.platform import Platform
 from unlearnrec.compliance.samples import write_sample_inbox
+from unlearnrec.compliance.store import run_dvc
 from unlearnrec.compliance.versions import (
     current_dataset,
     production_model,
@@ -46,7 +47,6 @@ from unlearnrec.compliance.versions import (
 )
 from unlearnrec.ledger import AuditEvent, ModelVersion, Ticket, session_scope, utcnow
 from unlearnrec.ledger.replay import replay_rows
-from unlearnrec.store import run_dvc
 
 from .conftest import make_home
 from .test_workflow import process_once

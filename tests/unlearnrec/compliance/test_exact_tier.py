@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 from sqlmodel import select
 
-from unlearnrec import certificates as certs
 from unlearnrec.compliance.ingest import ingest_inbox
 from unlearnrec.compliance.modeling import exactness, load_model_folder
-from unlearnrec.compliance.process import removed_pairs
+from unlearnrec.compliance.stages import removed_pairs
 from unlearnrec.compliance.versions import checkout, current_dataset, read_dataset_version
 from unlearnrec.data.dataset import contains_edges
 from unlearnrec.files import atomic_write_text
 from unlearnrec.ledger import Certificate, ModelVersion, UnlearningRun, session_scope, utcnow
+from unlearnrec.records import certificates as certs
 from unlearnrec.unlearning import ShardedRecommender
 
 from .conftest import make_home

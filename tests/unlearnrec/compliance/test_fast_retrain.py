@@ -14,17 +14,17 @@ import pytest
 import yaml
 from sqlmodel import select
 
-from unlearnrec.bench import write_retrain_params
-from unlearnrec.checkpoint import fit_epochs_of, read_checkpoint_meta
 from unlearnrec.cli import main
 from unlearnrec.compliance.dataset import DatasetFiles
 from unlearnrec.compliance.ingest import ingest_inbox
 from unlearnrec.compliance.lifecycle import retrain_reference
 from unlearnrec.compliance.modeling import retrain_model
 from unlearnrec.compliance.versions import checkout
-from unlearnrec.experiment import Splits
+from unlearnrec.experiments.bench import write_retrain_params
+from unlearnrec.experiments.shared import Splits
 from unlearnrec.ledger import ModelVersion, UnlearningRun, session_scope, utcnow
-from unlearnrec.verification import VerificationReport
+from unlearnrec.records.verification import VerificationReport
+from unlearnrec.training.checkpoint import fit_epochs_of, read_checkpoint_meta
 
 from .conftest import make_home
 from .test_workflow import VALID, _open_and_fill, _tickets, process_once
@@ -309,7 +309,7 @@ def test_the_evaluate_stage_trains_its_reference_with_the_ladders_pick(
     when params set no ``retrain:``, with params' fields when they do, and says which."""
     import torch
 
-    import unlearnrec.pipeline as pipeline
+    import unlearnrec.experiments.pipeline as pipeline
     from unlearnrec.config import params_from_dict
     from unlearnrec.unlearning import retrain as retrain_module
 

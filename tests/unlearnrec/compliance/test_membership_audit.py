@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from unlearnrec import certificates as certs
 from unlearnrec.compliance.dataset import DatasetFiles
 from unlearnrec.compliance.modeling import retrain_model, verify
-from unlearnrec.experiment import Splits
-from unlearnrec.policy import MembershipAudit, PolicyError, Thresholds, load_policy
-from unlearnrec.verification import VerificationReport
+from unlearnrec.experiments.shared import Splits
+from unlearnrec.records import certificates as certs
+from unlearnrec.records.policy import MembershipAudit, PolicyError, Thresholds, load_policy
+from unlearnrec.records.verification import VerificationReport
 
 from .conftest import POLICY, SMALL_UNLEARN, make_home
 
@@ -99,7 +99,7 @@ def test_final_verification_runs_the_audit_and_keeps_the_references(erasure, tmp
         len(saved) == 1
         and json.loads(saved[0].read_text())["sha256"] == (m["references"]["sha256"])
     )
-    from unlearnrec import membership
+    from unlearnrec.evaluation import membership
 
     membership._CACHE.clear()
     again = _verify(erasure, erasure[4]).membership

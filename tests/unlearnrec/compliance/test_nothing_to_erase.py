@@ -16,6 +16,7 @@ from unlearnrec.ledger import (
     Ticket,
     TicketIn,
     TicketStatus,
+    UnlearningRun,
     record_ticket,
     session_scope,
     transition,
@@ -77,7 +78,7 @@ def test_a_batch_that_erases_nothing_makes_no_model_version(tiny_artifacts, tmp_
             len(session.exec(select(ModelVersion)).all()),
         ) == versions
         assert production_model(session).id == production
-        run = session.get(process.UnlearningRun, summary.run_id)
+        run = session.get(UnlearningRun, summary.run_id)
         assert run.model_after_id == run.model_before_id and run.removed_count == 0
         assert "nothing to erase" in run.verification["reasons"][0]
         ticket = session.get(Ticket, again_id)

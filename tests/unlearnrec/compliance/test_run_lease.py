@@ -9,6 +9,7 @@ from sqlmodel import select
 
 from unlearnrec.compliance import process
 from unlearnrec.compliance.ingest import ingest_inbox
+from unlearnrec.compliance.runs import RunSummary
 from unlearnrec.ledger import Certificate, ModelVersion, Ticket, TicketStatus, session_scope, utcnow
 
 from .conftest import make_home
@@ -25,7 +26,7 @@ def test_two_callers_of_one_batch_one_works_the_other_skips(tiny_artifacts, tmp_
     validate_tickets.fn(params)
     (batch,) = plan.fn(params)
     barrier = threading.Barrier(2)
-    summaries: list[process.RunSummary] = []
+    summaries: list[RunSummary] = []
 
     def caller() -> None:
         barrier.wait(timeout=30)

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from unlearnrec import certificates as certs
 from unlearnrec.compliance.fallback import Decision, decide
-from unlearnrec.policy import Thresholds
-from unlearnrec.verification import Figures, VerificationReport, record, report_of
+from unlearnrec.records import certificates as certs
+from unlearnrec.records.policy import Thresholds
+from unlearnrec.records.verification import Figures, VerificationReport, record, report_of
 
 FIGURES = {
     "mi_bf": 2.05,

@@ -13,13 +13,13 @@ import pytest
 from sqlalchemy import text as sql
 from sqlmodel import select
 
-from unlearnrec import certificates as certs
 from unlearnrec.cli import main as cli_main
 from unlearnrec.compliance.erasure import check_erased
 from unlearnrec.compliance.ingest import ingest_inbox
 from unlearnrec.compliance.lifecycle import apply_retention, bootstrap, retrain_reference
 from unlearnrec.compliance.platform import Platform
 from unlearnrec.compliance.samples import write_sample_inbox
+from unlearnrec.compliance.store import StoreError
 from unlearnrec.compliance.versions import current_dataset, read_dataset_version
 from unlearnrec.ledger import (
     AuditEvent,
@@ -33,7 +33,7 @@ from unlearnrec.ledger import (
     utcnow,
     verify_chain,
 )
-from unlearnrec.store import StoreError
+from unlearnrec.records import certificates as certs
 
 from .conftest import make_home
 
@@ -287,9 +287,9 @@ def test_a_retrain_policy_certifies_a_model_retrained_without_the_erased_data(
     the base configuration on the dataset after the purge (not a model UnlearnRec made)."""
     import torch
 
-    from unlearnrec.checkpoint import load_checkpoint
     from unlearnrec.compliance.modeling import retrain_model
     from unlearnrec.compliance.versions import checkout
+    from unlearnrec.training.checkpoint import load_checkpoint
 
     home = make_home(tiny_artifacts, tmp_path / "home", monkeypatch, method="retrain", params={})
     platform = _open_and_fill(home)

@@ -12,8 +12,8 @@ from sqlmodel import Session, select
 
 from unlearnrec.cli import main
 from unlearnrec.data import read_lightgcn
-from unlearnrec.init_data import InitUsageError, check, lay_out, set_params_data_path
-from unlearnrec.settings import get_settings
+from unlearnrec.cli.init_data import InitUsageError, check, lay_out, set_params_data_path
+from unlearnrec.records.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[3]
 USERS = ["u1", "u2", "u3", "u4"]

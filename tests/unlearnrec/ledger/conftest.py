@@ -18,9 +18,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 from tests.postgres import PG_ENV, temporary_database
-from unlearnrec.certificates import pseudonymise
 from unlearnrec.ledger import init_db, make_engine
-from unlearnrec.policy import Policy, load_policy
+from unlearnrec.records.certificates import pseudonymise
+from unlearnrec.records.policy import Policy, load_policy
 
 ROOT = Path(__file__).resolve().parents[3]
 SECRET = b"ledger-test-pseudonym-secret-32b"

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from unlearnrec import certificates as certs
-from unlearnrec import cli_compliance
+from unlearnrec.cli import compliance as cli_compliance
 from unlearnrec.cli import main as cli_main
 from unlearnrec.compliance.platform import Platform
 from unlearnrec.ledger import append_event, init_db, make_engine, session_scope
 from unlearnrec.ledger.db import on_audit_commit
-from unlearnrec.policy import load_policy
-from unlearnrec.settings import get_settings
+from unlearnrec.records import certificates as certs
+from unlearnrec.records.policy import load_policy
+from unlearnrec.records.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[3]
 

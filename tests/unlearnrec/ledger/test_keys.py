@@ -12,8 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import select
 
-from unlearnrec import certificates as certs
-from unlearnrec import cli_compliance
+from unlearnrec.cli import compliance as cli_compliance
 from unlearnrec.cli import main as cli_main
 from unlearnrec.compliance.platform import Platform
 from unlearnrec.ledger import (
@@ -32,8 +31,9 @@ from unlearnrec.ledger.keys import (
     register_key,
     require_registered,
 )
-from unlearnrec.policy import load_policy
-from unlearnrec.settings import get_settings
+from unlearnrec.records import certificates as certs
+from unlearnrec.records.policy import load_policy
+from unlearnrec.records.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[3]
 

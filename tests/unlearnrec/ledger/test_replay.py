@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from unlearnrec import cli_compliance
-from unlearnrec.certificates import pseudonymise
+from unlearnrec.cli import compliance as cli_compliance
 from unlearnrec.cli import main as cli_main
 from unlearnrec.compliance.platform import Platform
 from unlearnrec.ledger import (
@@ -28,8 +27,9 @@ from unlearnrec.ledger import (
     verify_chain,
 )
 from unlearnrec.ledger.replay import replay_rows
-from unlearnrec.policy import load_policy
-from unlearnrec.settings import get_settings
+from unlearnrec.records.certificates import pseudonymise
+from unlearnrec.records.policy import load_policy
+from unlearnrec.records.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[3]
 SECRET = b"replay-test-pseudonym-secret-32b"

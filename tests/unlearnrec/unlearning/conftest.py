@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from unlearnrec.evaluation import evaluate_ranking
-from unlearnrec.experiment import build_request
+from unlearnrec.evaluation.ranking import evaluate_ranking
+from unlearnrec.experiments.shared import build_request
 from unlearnrec.unlearning import ModelState, Retrain, UnlearnOutcome
 from unlearnrec.unlearning.requests import DeletionRequest
 

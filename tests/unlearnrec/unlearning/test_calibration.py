@@ -12,8 +12,8 @@ import torch
 
 from unlearnrec.config import ModelConfig
 from unlearnrec.data import generate_synthetic
-from unlearnrec.experiment import build_request, make_splits, train_base
-from unlearnrec.forgetting import ForgettingConfig, ForgettingProbe, compare
+from unlearnrec.evaluation.forgetting import ForgettingConfig, ForgettingProbe, compare
+from unlearnrec.experiments.shared import build_request, make_splits, train_base
 from unlearnrec.unlearning import ModelState, Retrain, UnlearnRec, UnlearnRecConfig
 from unlearnrec.unlearning.isolated import negative_push
 from unlearnrec.unlearning.requests import parse_mixed, parse_spec

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from unlearnrec.config import ModelConfig
-from unlearnrec.experiment import build_request
-from unlearnrec.forgetting import scores
-from unlearnrec.graph import Graph
+from unlearnrec.evaluation.forgetting import scores
+from unlearnrec.experiments.shared import build_request
+from unlearnrec.graph.bipartite import Graph
 from unlearnrec.models import build_model
 from unlearnrec.models.shadow import shadow_rows_for
 from unlearnrec.unlearning import METHODS, InfluenceConfig, InfluenceUnlearning, ModelState

@@ -8,7 +8,7 @@ import torch
 
 from unlearnrec.config import ModelConfig, TrainConfig
 from unlearnrec.data import generate_synthetic
-from unlearnrec.experiment import make_splits, train_base
+from unlearnrec.experiments.shared import make_splits, train_base
 from unlearnrec.unlearning import Retrain
 from unlearnrec.unlearning.base import ModelState
 from unlearnrec.unlearning.ladder import FULL_BATCH, base_validation, run_ladder

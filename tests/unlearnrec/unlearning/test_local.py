@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from unlearnrec.config import ModelConfig
-from unlearnrec.experiment import build_request
-from unlearnrec.forgetting import ForgettingConfig, ForgettingProbe
+from unlearnrec.evaluation.forgetting import ForgettingConfig, ForgettingProbe
+from unlearnrec.experiments.shared import build_request
 from unlearnrec.unlearning import ModelState, UnlearnRec, UnlearnRecConfig
 from unlearnrec.unlearning.idm import influence_dependency
 from unlearnrec.unlearning.local import local_delta, unlearn_local

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from unlearnrec.experiment import build_request
-from unlearnrec.forgetting import scores
+from unlearnrec.evaluation.forgetting import scores
+from unlearnrec.experiments.shared import build_request
 from unlearnrec.unlearning import METHODS, ModelState, ReverseBPR, ReverseBPRConfig
 
 from ...conftest import TINY_TRAIN

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from unlearnrec.data.dataset import edge_keys, normalise_edges
-from unlearnrec.evaluation import evaluate_ranking
-from unlearnrec.forgetting import scores
+from unlearnrec.evaluation.forgetting import scores
+from unlearnrec.evaluation.ranking import evaluate_ranking
 from unlearnrec.unlearning import METHODS, ModelState, Retrain
 from unlearnrec.unlearning.requests import DeletionRequest, user_level
 from unlearnrec.unlearning.sharded import (

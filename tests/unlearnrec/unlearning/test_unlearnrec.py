@@ -10,9 +10,9 @@ import torch
 
 from unlearnrec.config import ModelConfig
 from unlearnrec.data.dataset import remove_edges
-from unlearnrec.evaluation import evaluate_ranking
-from unlearnrec.experiment import build_request, train_base
-from unlearnrec.forgetting import ForgettingConfig, ForgettingProbe, scores
+from unlearnrec.evaluation.forgetting import ForgettingConfig, ForgettingProbe, scores
+from unlearnrec.evaluation.ranking import evaluate_ranking
+from unlearnrec.experiments.shared import build_request, train_base
 from unlearnrec.unlearning import ModelState, Retrain, UnlearnRec, UnlearnRecConfig
 from unlearnrec.unlearning.requests import DeletionRequest, user_level
 from unlearnrec.unlearning.unlearnrec import _user_zscores, unlearn_request, zscore_targets
@@ -269,3 +269,16 @@ def test_pretraining_can_use_the_finetunes_zscore_objective(tiny_base, tiny_spli
         pretrain_encoder(model, graph, zscore, TINY_TRAIN)
     with pytest.raises(ValueError, match="pretrain_unlearn_loss"):
         pretrain_encoder(model, graph, replace(config, pretrain_unlearn_loss="rank"), TINY_TRAIN)
+
+
+def test_pretraining_reports_each_simulated_request_as_it_goes(tiny_base, tiny_splits):
+    """The progress callback (``unlearnrec pretrain``'s bar) sees every request's record, in
+    order, as the history keeps it."""
+    model, graph, _ = tiny_base
+    seen: list[dict] = []
+    method = UnlearnRec(
+        replace(TINY_UNLEARN, pretrain_requests=3, pretrain_steps=1), on_pretrain=seen.append
+    )
+    method.prepare(ModelState(model, graph, tiny_splits.valid, TINY_TRAIN))
+    assert [r["request"] for r in seen] == [0, 1, 2]
+    assert seen == method.pretrain_history

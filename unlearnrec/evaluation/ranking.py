@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from unlearnrec.data.dataset import as_edges
-from unlearnrec.metrics import ndcg_at_k, recall_at_k
+from unlearnrec.evaluation.metrics import ndcg_at_k, recall_at_k
 
 
 def _csr(edges: np.ndarray, num_users: int) -> tuple[np.ndarray, np.ndarray]:

@@ -29,9 +29,9 @@ import torch
 
 from unlearnrec.config import ModelConfig, TrainConfig
 from unlearnrec.data import synthetic
-from unlearnrec.graph import Graph
+from unlearnrec.graph.bipartite import Graph
 from unlearnrec.models import build_model
-from unlearnrec.training import device_name, make_generator, train_step
+from unlearnrec.training.loop import device_name, make_generator, train_step
 from unlearnrec.unlearning.local import unlearn_local
 from unlearnrec.unlearning.requests import DeletionRequest
 from unlearnrec.unlearning.unlearnrec import UnlearnRecConfig, _new_encoder, unlearn_request

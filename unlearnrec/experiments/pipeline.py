@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from unlearnrec.checkpoint import fit_epochs_of, load_checkpoint, save_checkpoint
 from unlearnrec.config import Params, from_dict, to_dict
-from unlearnrec.experiment import Splits, build_request, load_splits, train_base
+from unlearnrec.evaluation.forgetting import ForgettingConfig, forgetting_report
+from unlearnrec.experiments.shared import Splits, build_request, load_splits, train_base
 from unlearnrec.files import atomic_write_text, sha256_file
-from unlearnrec.forgetting import ForgettingConfig, forgetting_report
-from unlearnrec.training import EpochCallback
+from unlearnrec.training.checkpoint import fit_epochs_of, load_checkpoint, save_checkpoint
+from unlearnrec.training.loop import EpochCallback
 from unlearnrec.unlearning import ModelState, Retrain, UnlearnRec
 from unlearnrec.unlearning.unlearnrec import load_encoder, save_encoder
 
@@ -63,7 +63,7 @@ def train(
     model, graph, result = train_base(
         splits, splits.fit, params.model, params.train, device, on_epoch=on_epoch
     )
-    from unlearnrec.evaluation import evaluate_ranking
+    from unlearnrec.evaluation.ranking import evaluate_ranking
 
     users, items = model.final_embeddings(graph)
     test = evaluate_ranking(
@@ -103,15 +103,22 @@ def train(
 
 # -- pretrain -----------------------------------------------------------------------------------
 def pretrain(
-    params: Params, splits_path: Path, base_path: Path, out: Path, device: torch.device
+    params: Params,
+    splits_path: Path,
+    base_path: Path,
+    out: Path,
+    device: torch.device,
+    on_request: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Pre-train the Influence Encoder of the base model; ``encoder.pt`` + metrics + curve."""
+    """Pre-train the Influence Encoder of the base model; ``encoder.pt`` + metrics + curve.
+    ``on_request``: called with each simulated request's record (a progress bar)."""
     splits = Splits.load(splits_path)
     ckpt = load_checkpoint(base_path, device)
-    from unlearnrec.graph import Graph
+    from unlearnrec.graph.bipartite import Graph
 
     graph = Graph.from_edges(splits.fit, splits.num_users, splits.num_items, device)
     method = UnlearnRec.from_params(params.unlearnrec)
+    method.on_pretrain = on_request
     state = ModelState(ckpt.model, graph, splits.valid, params.train, fit_epochs_of(ckpt.meta))
     seconds = method.prepare(state)
     digest = save_encoder(out / "encoder.pt", method, sha256_file(base_path))
@@ -151,7 +158,7 @@ def evaluate(
     ``ladder_path`` (the ``ladder`` stage's), else with the base model's configuration."""
     splits = Splits.load(splits_path)
     ckpt = load_checkpoint(base_path, device)
-    from unlearnrec.graph import Graph
+    from unlearnrec.graph.bipartite import Graph
 
     graph = Graph.from_edges(splits.fit, splits.num_users, splits.num_items, device)
     state = ModelState(ckpt.model, graph, splits.valid, params.train, fit_epochs_of(ckpt.meta))

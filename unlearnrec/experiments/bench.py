@@ -19,17 +19,22 @@ import torch
 
 from unlearnrec import config as cfg
 from unlearnrec.config import ModelConfig, TrainConfig, from_dict, to_dict
-from unlearnrec.evaluation import evaluate_ranking
-from unlearnrec.experiment import Splits, build_request, train_base
-from unlearnrec.forgetting import ForgettingConfig, ForgettingProbe, ModelForgetting, compare
-from unlearnrec.membership import (
+from unlearnrec.evaluation.forgetting import (
+    ForgettingConfig,
+    ForgettingProbe,
+    ModelForgetting,
+    compare,
+)
+from unlearnrec.evaluation.membership import (
     MembershipConfig,
     MembershipProbe,
     ReferenceModels,
     compare_to_reference,
 )
+from unlearnrec.evaluation.ranking import evaluate_ranking
+from unlearnrec.experiments.shared import Splits, build_request, train_base
 from unlearnrec.models import GraphRecommender
-from unlearnrec.training import EpochCallback, device_name
+from unlearnrec.training.loop import EpochCallback, device_name
 from unlearnrec.unlearning import METHODS, ModelState
 
 
@@ -48,8 +53,8 @@ class BenchSettings:
     # run the retrain ladder (unlearning/ladder.py) once per base model and give retrain the
     # fastest configuration that reaches the base model's validation Recall@K within 1%
     retrain_ladder: bool = False
-    # K reference models for the membership audit (unlearnrec.membership; 0: no audit), trained
-    # once per base model on halves of its training pairs
+    # K reference models for the membership audit (unlearnrec.evaluation.membership; 0: no
+    # audit), trained once per base model on halves of its training pairs
     rmia_references: int = 0
 
 
@@ -143,7 +148,7 @@ def _save(settings: BenchSettings, name: str, payload: Any) -> None:
     """Keep one model of the run under ``settings.save_dir`` (a checkpoint or a state dict)."""
     if settings.save_dir is None:
         return
-    from unlearnrec.checkpoint import save_checkpoint, save_torch
+    from unlearnrec.training.checkpoint import save_checkpoint, save_torch
 
     path = Path(settings.save_dir) / f"{name}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -557,9 +562,9 @@ def ladder_for_base(
     larger batches, a full batch and fewer validations. Returns a JSON-ready record: the base
     model's sha256 and data hash, the ladder's rungs and choice, and ``retrain``, the fields to
     override for the platform's and the bench's retrain."""
-    from unlearnrec.checkpoint import load_checkpoint
     from unlearnrec.files import sha256_file
-    from unlearnrec.graph import Graph
+    from unlearnrec.graph.bipartite import Graph
+    from unlearnrec.training.checkpoint import load_checkpoint
     from unlearnrec.unlearning.ladder import run_ladder
 
     ckpt = load_checkpoint(base_path, device)

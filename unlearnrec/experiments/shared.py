@@ -14,9 +14,9 @@ from unlearnrec.config import DataConfig, ModelConfig, TrainConfig
 from unlearnrec.data import InteractionData, read_dataset, split_validation
 from unlearnrec.data.dataset import as_edges
 from unlearnrec.files import atomic_write_bytes
-from unlearnrec.graph import Graph
+from unlearnrec.graph.bipartite import Graph
 from unlearnrec.models import GraphRecommender, build_model
-from unlearnrec.training import EpochCallback, TrainResult, train_model
+from unlearnrec.training.loop import EpochCallback, TrainResult, train_model
 from unlearnrec.unlearning.requests import (
     DeletionRequest,
     item_level,

@@ -23,7 +23,7 @@ FORMAT = "unlearnrec.checkpoint/1"
 
 def code_version() -> str:
     """Package version plus the git commit of the source tree when there is one."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # the source tree (unlearnrec/training/..)
     try:
         commit = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],

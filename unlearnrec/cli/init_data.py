@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unlearnrec.settings import Settings, pipeline_data_path
+from unlearnrec.records.settings import Settings, pipeline_data_path
 
 if TYPE_CHECKING:
     from unlearnrec.data import InteractionData
@@ -232,9 +232,9 @@ def run_init(
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Validate, lay out, train, pre-train and bootstrap (see the module docstring)."""
-    from unlearnrec import pipeline
     from unlearnrec.config import params_from_dict
-    from unlearnrec.training import resolve_device
+    from unlearnrec.experiments import pipeline
+    from unlearnrec.training.loop import resolve_device
 
     raw = {k: dict(v) if isinstance(v, dict) else v for k, v in params_raw.items()}
     data = lay_out(plan, raw, min_rating=min_rating, log=log)
@@ -255,7 +255,7 @@ def run_init(
         params, art / "prepared/splits.npz", art / "base/model.pt", art / "encoder", dev
     )
     log("ladder: the fastest retrain configuration reaching the base model's utility")
-    from unlearnrec.bench import ladder_for_base
+    from unlearnrec.experiments.bench import ladder_for_base
 
     ladder = ladder_for_base(splits, art / "base/model.pt", dev, train=params.train, log=log)
     pipeline.write_json(art / "ladder/ladder.json", ladder)

@@ -69,7 +69,7 @@ class Unlearning(_Strict):
 
 
 class MembershipAudit(_Strict):
-    """The reference-model membership audit (``unlearnrec.membership``: LiRA offline) a final
+    """The reference-model membership audit (``evaluation/membership.py``: LiRA offline) a final
     verification runs when ``references`` > 0: the unlearned model's attack AUC and TPR at 1% FPR
     on the erased pairs vs held-out ones must sit within these margins of the retrained model's.
     Off by default: K models trained on halves of the data, once per production model."""

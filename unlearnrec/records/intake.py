@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearnrec.ledger.tickets import TicketIn
-from unlearnrec.policy import TICKET_KINDS
+from unlearnrec.records.policy import TICKET_KINDS
 
 FIELDS = ("external_id", "kind", "subject", "items", "legal_basis", "received_at")
 SUFFIXES = (".json", ".csv")

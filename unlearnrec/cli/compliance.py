@@ -11,11 +11,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from unlearnrec.cli import UsageError
+from unlearnrec.cli.common import UsageError
 
 
 def _settings(args: argparse.Namespace):
-    from unlearnrec.settings import get_settings
+    from unlearnrec.records.settings import get_settings
 
     return get_settings(**({"home": Path(args.home)} if getattr(args, "home", None) else {}))
 
@@ -28,8 +28,8 @@ def _platform(args: argparse.Namespace, actor: str):
 
 def cmd_tickets_submit(args: argparse.Namespace) -> int:
     from unlearnrec.compliance.ingest import submit_file
-    from unlearnrec.intake import file_label
     from unlearnrec.ledger import utcnow
+    from unlearnrec.records.intake import file_label
 
     path = Path(args.file)
     label = file_label(path.name)  # printable whatever the name holds
@@ -172,7 +172,6 @@ def _ledger_checks(settings, cert: dict, public_key, *, default_key: bool) -> li
     from sqlalchemy.exc import OperationalError
     from sqlmodel import select
 
-    from unlearnrec import certificates as certs
     from unlearnrec.ledger import (
         AuditEvent,
         Certificate,
@@ -181,6 +180,7 @@ def _ledger_checks(settings, cert: dict, public_key, *, default_key: bool) -> li
         session_scope,
     )
     from unlearnrec.ledger.keys import recorded_keys
+    from unlearnrec.records import certificates as certs
 
     try:
         engine = make_engine(settings.database_url, read_only=True)
@@ -225,7 +225,7 @@ def _ledger_checks(settings, cert: dict, public_key, *, default_key: bool) -> li
 
 
 def cmd_certificate_verify(args: argparse.Namespace) -> int:
-    from unlearnrec import certificates as certs
+    from unlearnrec.records import certificates as certs
 
     if not os.path.lexists(args.file):
         raise UsageError(f"certificate {args.file} not found")
@@ -286,9 +286,9 @@ def cmd_certificate_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_certificate_register_key(args: argparse.Namespace) -> int:
-    from unlearnrec import certificates as certs
     from unlearnrec.ledger import session_scope
     from unlearnrec.ledger.keys import register_key
+    from unlearnrec.records import certificates as certs
 
     platform = _platform(args, "cli")
     key = platform.signing_key
@@ -456,8 +456,8 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from unlearnrec.cli import _log, _params, _progress
-    from unlearnrec.init_data import InitUsageError, check, run_init, summary_text
+    from unlearnrec.cli.common import _log, _params, _progress
+    from unlearnrec.cli.init_data import InitUsageError, check, run_init, summary_text
 
     settings = _settings(args)
     params_path = args.params or str(settings.home / "params.yaml")

@@ -56,10 +56,10 @@ import torch
 
 from unlearnrec.config import ModelConfig, TrainConfig
 from unlearnrec.data.dataset import as_edges
-from unlearnrec.graph import Graph
-from unlearnrec.metrics import roc_auc
+from unlearnrec.evaluation.metrics import roc_auc
+from unlearnrec.graph.bipartite import Graph
 from unlearnrec.models import GraphRecommender, build_model
-from unlearnrec.training import train_model
+from unlearnrec.training.loop import train_model
 
 ATTACKS = ("lira", "rmia")
 STATISTICS = ("logit", "rank", "z")
@@ -191,8 +191,8 @@ class ReferenceModels:
 
     def save(self, folder: str | Path) -> None:
         """Weights (one file per reference) and ``references.json``; graphs are rebuilt on load."""
-        from unlearnrec.checkpoint import save_torch
         from unlearnrec.files import atomic_write_bytes
+        from unlearnrec.training.checkpoint import save_torch
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)

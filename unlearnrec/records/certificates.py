@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from unlearnrec.files import atomic_write_bytes
 
 if TYPE_CHECKING:
-    from unlearnrec.verification import VerificationReport
+    from unlearnrec.records.verification import VerificationReport
 
 SCHEMA = "unlearnrec.certificate/1"
 ALGORITHM = "Ed25519"

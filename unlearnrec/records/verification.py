@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from unlearnrec.policy import Thresholds
+    from unlearnrec.records.policy import Thresholds
 
 PROVISIONAL, FINAL = "provisional", "final"
 
@@ -149,7 +149,7 @@ class VerificationReport:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> VerificationReport:
-        from unlearnrec.policy import Thresholds
+        from unlearnrec.records.policy import Thresholds
 
         known = {f for f in cls.__dataclass_fields__ if f != "extra"}
         typed = ("unlearned", "reference", "thresholds", "reasons")

@@ -1,4 +1,6 @@
-"""The ``unlearnrec`` command line. Thin: parse arguments, call the library, print.
+"""The ``unlearnrec`` command line: the ML commands (data, the DVC stages, unlearn, bench, ladder),
+the parser that composes every command group, and ``main``. Thin: parse arguments, call the
+library, print.
 
 Heavy imports (torch, the pipeline) happen inside the commands, so ``--help`` is instant.
 """
@@ -9,104 +11,18 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
-DEFAULT_PARAMS = "params.yaml"
-
-# Exit status: 0 done, 1 failed (bad data, a check that failed, an unreachable ledger), 2 usage
-# (a bad argument, said before any work, as argparse does).
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-# Third-party telemetry off unless the caller chose otherwise (the values dev.py sets): set at
-# start, before Prefect, DVC, Great Expectations or Streamlit is imported.
-QUIET_DEFAULTS = {
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "DO_NOT_TRACK": "1",
-    "DVC_NO_ANALYTICS": "1",
-    "GX_ANALYTICS_ENABLED": "false",
-    "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
-    # and Prefect's local server gets time to start on a busy machine (its default is 20 s)
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
-}
-
-
-class UsageError(SystemExit):
-    """A bad argument (an unknown filter value, a missing input file named on the command line),
-    raised before any work: ``main`` prints ``error: MESSAGE`` and the exit status is 2."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(EXIT_USAGE)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
-
-
-def device_arg(text: str) -> str:
-    """``--device``: auto, cpu, cuda, cuda:N or mps, checked when the arguments are parsed."""
-    import re
-
-    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
-        raise argparse.ArgumentTypeError(f"{text!r}: use auto, cpu, cuda, cuda:N or mps")
-    return text
-
-
-def quiet_telemetry() -> None:
-    import os
-
-    for key, value in QUIET_DEFAULTS.items():
-        os.environ.setdefault(key, value)
-
-
-def _params(path: str | None, overrides: list[str] | None = None):
-    """params.yaml (when present) with ``--set section.key=value`` overrides applied."""
-    import yaml
-
-    from unlearnrec.config import params_from_dict
-
-    raw: dict[str, Any] = {}
-    if path and Path(path).exists():
-        raw = yaml.safe_load(Path(path).read_text()) or {}
-    elif path and path != DEFAULT_PARAMS:
-        raise UsageError(f"params file {path} not found")
-    for item in overrides or []:
-        key, sep, value = item.partition("=")
-        section, dot, field = key.partition(".")
-        if not sep or not dot:
-            raise UsageError(f"--set expects section.key=value, got {item!r}")
-        raw.setdefault(section, {})[field] = yaml.safe_load(value)
-    return params_from_dict(raw), raw
-
-
-def _device(name: str):
-    from unlearnrec.training import resolve_device
-
-    return resolve_device(name)
-
-
-def _progress(desc: str, total: int):
-    """An epoch callback that drives a tqdm bar on stderr."""
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, desc=desc, unit="epoch", file=sys.stderr, leave=False, mininterval=1.0)
-
-    def on_epoch(record: dict[str, Any]) -> None:
-        bar.update(1)
-        post = {"loss": f"{record['loss']:.4f}"}
-        post.update(
-            {
-                k.replace("valid_", ""): f"{v:.4f}"
-                for k, v in record.items()
-                if k.startswith("valid_recall")
-            }
-        )
-        bar.set_postfix(post, refresh=False)
-
-    return on_epoch, bar
-
-
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+from unlearnrec.cli.common import (
+    DEFAULT_PARAMS,
+    EXIT_FAILED,
+    UsageError,
+    _device,
+    _log,
+    _params,
+    _progress,
+    device_arg,
+    quiet_telemetry,
+)
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -130,7 +46,7 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from unlearnrec import pipeline
+    from unlearnrec.experiments import pipeline
 
     params, _ = _params(args.params, args.set)
     splits = pipeline.prepare(params, Path(args.out))
@@ -139,7 +55,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from unlearnrec import pipeline
+    from unlearnrec.experiments import pipeline
 
     params, _ = _params(args.params, args.set)
     on_epoch, bar = _progress(f"train {params.model.name}", params.train.max_epochs)
@@ -152,18 +68,28 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from unlearnrec import pipeline
+    from unlearnrec.config import from_dict
+    from unlearnrec.experiments import pipeline
+    from unlearnrec.unlearning import UnlearnRecConfig
 
     params, _ = _params(args.params, args.set)
-    metrics = pipeline.pretrain(
-        params, Path(args.splits), Path(args.base), Path(args.out), _device(args.device)
-    )
+    requests = from_dict(UnlearnRecConfig, params.unlearnrec).pretrain_requests
+    on_request, bar = _progress("pretrain the encoder", requests, unit="request")
+    with bar:
+        metrics = pipeline.pretrain(
+            params,
+            Path(args.splits),
+            Path(args.base),
+            Path(args.out),
+            _device(args.device),
+            on_request=on_request,
+        )
     print(json.dumps(metrics, indent=2))
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from unlearnrec import pipeline
+    from unlearnrec.experiments import pipeline
 
     params, raw = _params(args.params, args.set)
     evaluate_params = dict(raw.get("evaluate") or {})
@@ -185,7 +111,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from unlearnrec.pipeline import format_report
+    from unlearnrec.experiments.pipeline import format_report
 
     path = Path(args.path)
     if not path.exists():
@@ -198,10 +124,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_unlearn(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from unlearnrec import pipeline
-    from unlearnrec.checkpoint import fit_epochs_of, load_checkpoint, save_checkpoint
-    from unlearnrec.experiment import Splits, build_request
-    from unlearnrec.graph import Graph
+    from unlearnrec.experiments import pipeline
+    from unlearnrec.experiments.shared import Splits, build_request
+    from unlearnrec.graph.bipartite import Graph
+    from unlearnrec.training.checkpoint import fit_epochs_of, load_checkpoint, save_checkpoint
     from unlearnrec.unlearning import ModelState
     from unlearnrec.unlearning.requests import explicit_edges
 
@@ -255,22 +181,22 @@ def _json_path(template: str, spec: str, several: bool) -> str:
         if several:
             raise SystemExit("several --request need {request} in --json, e.g. out-{request}.json")
         return template
-    from unlearnrec.bench import spec_label
+    from unlearnrec.experiments.bench import spec_label
 
     return template.replace("{request}", spec_label(spec))
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from unlearnrec.bench import (
+    from unlearnrec.data import read_dataset
+    from unlearnrec.experiments.bench import (
         check_set_sections,
         expand_methods,
         format_table,
         iter_benches,
         settings_from_params,
     )
-    from unlearnrec.data import read_dataset
-    from unlearnrec.experiment import make_splits
-    from unlearnrec.pipeline import write_json
+    from unlearnrec.experiments.pipeline import write_json
+    from unlearnrec.experiments.shared import make_splits
     from unlearnrec.unlearning.requests import parse_spec
 
     requests = args.request or ["random:0.01"]
@@ -336,9 +262,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_ladder(args: argparse.Namespace) -> int:
-    from unlearnrec.bench import ladder_for_base, write_retrain_params
-    from unlearnrec.experiment import Splits
-    from unlearnrec.pipeline import write_json
+    from unlearnrec.experiments.bench import ladder_for_base, write_retrain_params
+    from unlearnrec.experiments.pipeline import write_json
+    from unlearnrec.experiments.shared import Splits
 
     for name, path in (("--splits", args.splits), ("--base", args.base)):
         if not Path(path).exists():
@@ -374,7 +300,7 @@ def cmd_ladder(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_scaling(args: argparse.Namespace) -> int:
-    from unlearnrec.scaling import run_scaling
+    from unlearnrec.experiments.scaling import run_scaling
 
     run_scaling(
         [int(float(x)) for x in args.edges.split(",")],
@@ -595,7 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", default=None, help="write a PNG plot of all records in --json")
     p.set_defaults(func=cmd_bench_scaling)
 
-    from unlearnrec.cli_compliance import add_commands
+    from unlearnrec.cli.compliance import add_commands
 
     add_commands(sub)
     add_registered_commands(sub)

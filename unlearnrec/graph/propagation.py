@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from unlearnrec.graph import Graph, edge_tensor
+from unlearnrec.graph.bipartite import Graph, edge_tensor
 from unlearnrec.models.base import GraphRecommender
 
 

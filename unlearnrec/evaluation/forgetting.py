@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from unlearnrec.data.dataset import as_edges, edge_keys, isin_sorted
-from unlearnrec.evaluation import evaluate_ranking
-from unlearnrec.graph import Graph
-from unlearnrec.metrics import roc_auc
+from unlearnrec.evaluation.metrics import roc_auc
+from unlearnrec.evaluation.ranking import evaluate_ranking
+from unlearnrec.graph.bipartite import Graph
 from unlearnrec.models import GraphRecommender
 
 

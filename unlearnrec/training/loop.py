@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from unlearnrec.config import TrainConfig
-from unlearnrec.evaluation import evaluate_ranking
-from unlearnrec.graph import Graph
+from unlearnrec.evaluation.ranking import evaluate_ranking
+from unlearnrec.graph.bipartite import Graph
 from unlearnrec.models.base import GraphRecommender
 from unlearnrec.models.shadow import ShadowTrainer
 
