@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 from sqlmodel import select
@@ -90,8 +91,11 @@ def test_the_signing_key_is_pinned_and_tickets_back_their_certificates(seeded: S
 
 
 def test_a_seeded_certificate_body_is_the_issuers_body(seeded: SeededLedger):
-    """Rebuilt with ``certify.build_body`` from the ledger rows it names, the body equals the
-    signed one but for the time of issue: the seed writes no certificate field of its own."""
+    """Rebuilt with ``certify.build_body`` from the ledger rows it names and its time of issue,
+    the body equals the signed one: the seed writes no certificate field of its own."""
+    signed = certs.read_certificate(seeded.certificates[VALID_CERTIFICATE])
+    body = {k: v for k, v in signed.items() if k != "signature"}
+    issued_at = body["issued_at"]
     engine = make_engine(seeded.db_url, read_only=True)
     with session_scope(engine) as session:
         row = session.exec(
@@ -113,11 +117,10 @@ def test_a_seeded_certificate_body_is_the_issuers_body(seeded: SeededLedger):
             model_after=session.get(ModelVersion, run.model_after_id),
             audit_position=event.position,
             audit_hash=event.hash,
+            issued_at=datetime.fromisoformat(issued_at),
         )
     engine.dispose()
-    signed = certs.read_certificate(seeded.certificates[VALID_CERTIFICATE])
-    body = {k: v for k, v in signed.items() if k != "signature"}
-    assert {**body, "issued_at": None} == {**rebuilt, "issued_at": None}
+    assert rebuilt == body
 
 
 def test_audit_verify_finds_only_the_tampered_certificate(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -105,31 +106,33 @@ def certificate_id(run: UnlearningRun, ticket: Ticket, status: str) -> str:
     return f"cert-r{run.id}-t{ticket.id}-{status}"
 
 
-def build_body(
-    platform: Platform,
-    session: Session,
+def certificate_body(
     *,
     run: UnlearningRun,
     ticket: Ticket,
     status: str,
     removed_hash: str,
     removed_count: int,
+    dataset_before: DatasetVersion | None,
+    dataset_after: DatasetVersion | None,
+    model_before: ModelVersion | None,
     model_after: ModelVersion,
     audit_position: int,
     audit_hash: str,
+    issued_at: datetime,
     supersedes: str | None = None,
 ) -> dict[str, Any]:
     """The certificate body: what was erased (pseudonymised), from which versions, how it was
-    verified and against which thresholds, under which policy, and where it sits in the audit."""
-    ds_before = session.get(DatasetVersion, run.dataset_before_id)
-    ds_after = session.get(DatasetVersion, run.dataset_after_id)
-    m_before = session.get(ModelVersion, run.model_before_id)
+    verified and against which thresholds, under which policy, and where it sits in the audit.
+    Pure: the rows and the time of issue in, the body out, so a certificate can be rebuilt from
+    its inputs (``build_body`` looks the rows up; ``issue`` reads the clock)."""
+    ds_before, ds_after, m_before = dataset_before, dataset_after, model_before
     return {
         "schema": certs.SCHEMA,
         "certificate_id": certificate_id(run, ticket, status),
         "status": status,  # provisional | final
         "supersedes": supersedes,
-        "issued_at": utcnow().isoformat(timespec="seconds"),
+        "issued_at": issued_at.isoformat(timespec="seconds"),
         "tickets": [
             {
                 "id": ticket.id,
@@ -182,6 +185,40 @@ def build_body(
     }
 
 
+def build_body(
+    platform: Platform | None,
+    session: Session,
+    *,
+    run: UnlearningRun,
+    ticket: Ticket,
+    status: str,
+    removed_hash: str,
+    removed_count: int,
+    model_after: ModelVersion,
+    audit_position: int,
+    audit_hash: str,
+    supersedes: str | None = None,
+    issued_at: datetime | None = None,
+) -> dict[str, Any]:
+    """:func:`certificate_body` with the run's versions read from the ledger; ``issued_at``
+    defaults to now."""
+    return certificate_body(
+        run=run,
+        ticket=ticket,
+        status=status,
+        removed_hash=removed_hash,
+        removed_count=removed_count,
+        dataset_before=session.get(DatasetVersion, run.dataset_before_id),
+        dataset_after=session.get(DatasetVersion, run.dataset_after_id),
+        model_before=session.get(ModelVersion, run.model_before_id),
+        model_after=model_after,
+        audit_position=audit_position,
+        audit_hash=audit_hash,
+        issued_at=issued_at if issued_at is not None else utcnow(),
+        supersedes=supersedes,
+    )
+
+
 def issue(
     platform: Platform,
     session: Session,
@@ -191,8 +228,10 @@ def issue(
     status: str,
     model_after: ModelVersion,
     supersedes: Certificate | None = None,
+    now: datetime | None = None,
 ) -> Certificate:
-    """Sign, write and record the certificate of ``ticket`` for ``run`` (idempotent)."""
+    """Sign, write and record the certificate of ``ticket`` for ``run`` (idempotent); ``now``:
+    the time of issue (default: the clock)."""
     cid = certificate_id(run, ticket, status)
     existing = session.exec(select(Certificate).where(Certificate.certificate_id == cid)).first()
     if existing is not None:
@@ -222,6 +261,7 @@ def issue(
         audit_position=ev.position,
         audit_hash=ev.hash,
         supersedes=supersedes.certificate_id if supersedes else None,
+        issued_at=now,
     )
     signed = certs.sign_certificate(body, platform.signing_key)
     path = platform.settings.certificates / f"{cid}.json"
