@@ -8,7 +8,8 @@ import torch
 
 from unlearnrec.config import ModelConfig, TrainConfig
 from unlearnrec.data import generate_synthetic
-from unlearnrec.experiments.shared import Splits, make_splits, train_base
+from unlearnrec.data.splits import Splits
+from unlearnrec.experiments.shared import make_splits, train_base
 
 TINY_TRAIN = TrainConfig(max_epochs=80, batch_size=1024, lr=0.01, eval_every=5, patience=4, seed=0)
 

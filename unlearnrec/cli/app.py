@@ -124,8 +124,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_unlearn(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from unlearnrec.data.splits import Splits
     from unlearnrec.experiments import pipeline
-    from unlearnrec.experiments.shared import Splits, build_request
+    from unlearnrec.experiments.shared import build_request
     from unlearnrec.graph.bipartite import Graph
     from unlearnrec.training.checkpoint import fit_epochs_of, load_checkpoint, save_checkpoint
     from unlearnrec.unlearning import ModelState
@@ -262,9 +263,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_ladder(args: argparse.Namespace) -> int:
+    from unlearnrec.data.splits import Splits
     from unlearnrec.experiments.bench import ladder_for_base, write_retrain_params
     from unlearnrec.experiments.pipeline import write_json
-    from unlearnrec.experiments.shared import Splits
 
     for name, path in (("--splits", args.splits), ("--base", args.base)):
         if not Path(path).exists():

@@ -51,11 +51,11 @@ import numpy as np
 import yaml
 from sqlmodel import Session, col, select
 
-from unlearnrec.compliance.dataset import DatasetFiles
 from unlearnrec.compliance.platform import Platform
 from unlearnrec.compliance.scratch import scratch_dir
 from unlearnrec.compliance.store import run_dvc
 from unlearnrec.compliance.versions import current_dataset, production_model
+from unlearnrec.data.splits import Splits
 from unlearnrec.ledger import (
     Certificate,
     DatasetVersion,
@@ -107,17 +107,14 @@ def erased_by_certified(session: Session) -> Erased:
     return out
 
 
-def tombstone(files: DatasetFiles, users: Iterable[int], pseudonymise) -> DatasetFiles:
+def tombstone(files: Splits, users: Iterable[int], pseudonymise) -> Splits:
     """``files`` with the raw ids of ``users`` (internal ids) replaced by tombstones."""
     user_ids = np.array(files.user_ids, dtype=object, copy=True)
     for u in users:
         raw = str(user_ids[u])
         if not raw.startswith(TOMBSTONE):
             user_ids[u] = TOMBSTONE + pseudonymise(raw)
-    return DatasetFiles(
-        files.num_users, files.num_items, files.fit, files.valid, files.test, user_ids,
-        files.item_ids,
-    )  # fmt: skip
+    return files.with_ids(user_ids, files.item_ids)
 
 
 def tombstoned(user_ids: Iterable) -> set[str]:
@@ -200,7 +197,7 @@ def _dir_objects(root: Path) -> Iterator[tuple[str, Path]]:
 
 def _datasets_from_dir_object(
     root: Path, dir_object: Path, tmp: Path
-) -> Iterator[tuple[str, DatasetFiles]]:
+) -> Iterator[tuple[str, Splits]]:
     """The datasets a DVC ``.dir`` object lists (each folder in it holding ``train.txt`` and
     ``user_list.txt``), assembled from its objects; what cannot be read (objects purged) is
     skipped."""
@@ -222,13 +219,13 @@ def _datasets_from_dir_object(
             if md5 is not None and _object(root, md5).is_file():
                 shutil.copyfile(_object(root, md5), folder / name)
         try:
-            yield prefix.rstrip("/"), DatasetFiles.read(folder)
+            yield prefix.rstrip("/"), Splits.read(folder)
         except Exception:  # an object it names is gone (purged): nothing to read
             continue
 
 
 def _scan_dataset(
-    report: ErasureReport, where: str, files: DatasetFiles, erased: Erased, pseudonymise, held
+    report: ErasureReport, where: str, files: Splits, erased: Erased, pseudonymise, held
 ) -> None:
     report.scanned += 1
     pairs, raw = erased_pairs_in(
@@ -423,7 +420,7 @@ def _check_pipeline(platform: Platform, report: ErasureReport, erased: Erased, t
         # A copy of a dataset folder dropped into a remote by hand is still a copy.
         if (root / "user_list.txt").is_file() and (root / "train.txt").is_file():
             try:
-                files = DatasetFiles.read(root)
+                files = Splits.read(root)
             except Exception:
                 files = None
             if files is not None:
@@ -461,7 +458,7 @@ def _scan_splits(report, where, path, user_ids, item_ids, erased, pseudonymise, 
 
 
 def objects_holding_erased(
-    roots: list[Path], erased: Erased, files: DatasetFiles, pseudonymise, tmp: Path
+    roots: list[Path], erased: Erased, files: Splits, pseudonymise, tmp: Path
 ) -> set[str]:
     """The md5s of every DVC object in ``roots`` (a cache, remotes) that holds erased data: a
     dataset (its ``.dir`` object and every file it lists) with an erased pair or an erased

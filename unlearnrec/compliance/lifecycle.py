@@ -11,7 +11,6 @@ from pathlib import Path
 from sqlmodel import col, select
 
 from unlearnrec.compliance import certify
-from unlearnrec.compliance.dataset import DatasetFiles
 from unlearnrec.compliance.erasure import (
     purge_processed_files,
     record_purged_models,
@@ -30,6 +29,7 @@ from unlearnrec.compliance.versions import (
     read_dataset_version,
 )
 from unlearnrec.data import read_lightgcn
+from unlearnrec.data.splits import Splits
 from unlearnrec.ledger import (
     Certificate,
     DatasetVersion,
@@ -57,23 +57,12 @@ def bootstrap(
     """Import the pipeline's dataset split and base model as version 0 (once; idempotent), with
     the encoder and, when the pipeline ran it, the retrain ladder's record (``ladder.json``: the
     configuration the platform's retrains then train with)."""
-    from unlearnrec.experiments.shared import Splits
-
     with session_scope(platform.engine) as session:
         ds, model = current_dataset(session), production_model(session)
         if ds is not None and model is not None:
             return int(ds.id), int(model.id)  # type: ignore[arg-type]
-        ids = read_lightgcn(data_dir)
-        splits = Splits.load(splits_path)
-        files = DatasetFiles(
-            splits.num_users,
-            splits.num_items,
-            splits.fit,
-            splits.valid,
-            splits.test,
-            ids.user_ids,
-            ids.item_ids,
-        )
+        ids = read_lightgcn(data_dir)  # splits.npz keeps the pairs; the folder the id maps
+        files = Splits.load(splits_path).with_ids(ids.user_ids, ids.item_ids)
         ds = ds or add_dataset_version(platform, session, files, parent_id=None, run_id=None)
         with scratch_dir(platform.settings.var, "bootstrap") as tmp:
             folder = Path(tmp) / "model"

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from unlearnrec import config as cfg
-from unlearnrec.compliance.dataset import DatasetFiles
 from unlearnrec.config import TrainConfig, from_dict, to_dict
 from unlearnrec.data.dataset import contains_edges, edge_keys
+from unlearnrec.data.splits import Splits
 from unlearnrec.evaluation.forgetting import ForgettingConfig, ForgettingProbe, compare
 from unlearnrec.files import sha256_file
 from unlearnrec.graph.bipartite import Graph
@@ -148,7 +148,7 @@ def prepared_method(
 
 
 def request_of(
-    removed: np.ndarray, before: DatasetFiles, after: DatasetFiles | None, kinds: set[str]
+    removed: np.ndarray, before: Splits, after: Splits | None, kinds: set[str]
 ) -> DeletionRequest:
     """The deletion request of a batch: its training pairs (E, 2), and its kind from the
     tickets' (``erase_user`` -> users, ``take_down_item`` -> items, ``erase_interactions`` ->
@@ -167,7 +167,7 @@ def request_of(
     return DeletionRequest(kind, removed, users=users, items=items)
 
 
-def graph_of(files: DatasetFiles, device: torch.device) -> Graph:
+def graph_of(files: Splits, device: torch.device) -> Graph:
     return Graph.from_edges(files.fit, files.num_users, files.num_items, device)
 
 
@@ -183,14 +183,14 @@ class UnlearnResult:
 
 def unlearn_batch(
     before_folder: Path,
-    before: DatasetFiles,
+    before: Splits,
     removed: np.ndarray,
     params: dict[str, Any],
     out: Path,
     *,
     method: str = "unlearnrec",
     kinds: set[str] | None = None,
-    after: DatasetFiles | None = None,
+    after: Splits | None = None,
     device: str = "auto",
     data_hash: str = "",
     retrain_overrides: dict[str, Any] | None = None,
@@ -307,7 +307,7 @@ def configured_retrain_overrides(folder: Path | None = None) -> dict[str, Any]:
 
 
 def retrain_model(
-    files: DatasetFiles,
+    files: Splits,
     template: Path,
     out: Path,
     *,
@@ -356,7 +356,7 @@ def retrain_record(overrides: dict[str, Any], template: TrainConfig) -> dict[str
 
 def attach_preparation(
     folder: Path,
-    files: DatasetFiles,
+    files: Splits,
     params: dict[str, Any],
     *,
     method: str = "unlearnrec",
@@ -420,9 +420,9 @@ def provisional_reasons(
 def verify(
     *,
     original_folder: Path,
-    original: DatasetFiles,
+    original: Splits,
     unlearned_folder: Path,
-    after: DatasetFiles,
+    after: Splits,
     removed: np.ndarray,
     thresholds: Thresholds,
     reference_folder: Path | None = None,
@@ -553,8 +553,8 @@ def membership_audit(
     after_graph: Graph,
     reference: GraphRecommender,
     erased: np.ndarray,
-    after: DatasetFiles,
-    before: DatasetFiles,
+    after: Splits,
+    before: Splits,
     original_folder: Path,
     audit: MembershipAudit,
 ) -> dict[str, Any]:

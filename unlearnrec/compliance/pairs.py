@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from unlearnrec.compliance.dataset import DatasetFiles
 from unlearnrec.compliance.platform import Platform
+from unlearnrec.data.splits import Splits
 from unlearnrec.ledger import (
     Ticket,
 )
 from unlearnrec.records import certificates as certs
 
 
-def resolve_pairs(files: DatasetFiles, ticket: Ticket) -> np.ndarray:
+def resolve_pairs(files: Splits, ticket: Ticket) -> np.ndarray:
     """The internal (user, item) pairs a ticket erases, over every split of ``files``."""
     pairs = files.all_pairs()
     users = {str(u): i for i, u in enumerate(files.user_ids)}
@@ -33,11 +33,11 @@ def resolve_pairs(files: DatasetFiles, ticket: Ticket) -> np.ndarray:
     raise ValueError(f"unknown ticket kind {ticket.kind!r}")
 
 
-def original_pairs(files: DatasetFiles, pairs: np.ndarray) -> list[tuple[str, str]]:
+def original_pairs(files: Splits, pairs: np.ndarray) -> list[tuple[str, str]]:
     return [(str(files.user_ids[u]), str(files.item_ids[i])) for u, i in pairs]
 
 
-def pseudonymised_hash(platform: Platform, files: DatasetFiles, pairs: np.ndarray) -> str:
+def pseudonymised_hash(platform: Platform, files: Splits, pairs: np.ndarray) -> str:
     """Hash of the erased pairs with users pseudonymised (items are catalogue ids)."""
     return certs.hash_interactions(
         (platform.pseudonymise(u), i) for u, i in original_pairs(files, pairs)

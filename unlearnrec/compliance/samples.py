@@ -11,13 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearnrec.compliance.dataset import DatasetFiles
+from unlearnrec.data.splits import Splits
 from unlearnrec.files import atomic_write_text
 
 
-def write_sample_inbox(
-    inbox: Path, files: DatasetFiles, *, now: datetime, seed: int = 7
-) -> list[Path]:
+def write_sample_inbox(inbox: Path, files: Splits, *, now: datetime, seed: int = 7) -> list[Path]:
     """Write the sample ticket files into ``inbox``; returns their paths."""
     rng = np.random.default_rng(seed)
     pairs = files.fit

@@ -11,7 +11,6 @@ import numpy as np
 from sqlmodel import Session
 
 from unlearnrec.compliance import certify
-from unlearnrec.compliance.dataset import DatasetFiles
 from unlearnrec.compliance.erasure import tombstone
 from unlearnrec.compliance.fallback import Decision, decide
 from unlearnrec.compliance.faults import crash_point
@@ -26,6 +25,7 @@ from unlearnrec.compliance.versions import (
     production_model,
     read_dataset_version,
 )
+from unlearnrec.data.splits import Splits
 from unlearnrec.ledger import (
     DatasetVersion,
     ModelVersion,
@@ -152,7 +152,7 @@ def _nothing_to_erase(
 
 def removed_pairs(
     platform: Platform, run: UnlearningRun, session: Session
-) -> tuple[DatasetFiles, DatasetFiles, np.ndarray]:
+) -> tuple[Splits, Splits, np.ndarray]:
     """A run's dataset before and after its purge, and the pairs the purge removed (E, 2): kept
     nowhere else, so nothing but the two versions holds the erased pairs."""
     before = read_dataset_version(platform, session.get(DatasetVersion, run.dataset_before_id))  # type: ignore[arg-type]
@@ -332,7 +332,7 @@ def promote_retrain(
     platform: Platform,
     session: Session,
     folder: Path,
-    files: DatasetFiles,
+    files: Splits,
     run: UnlearningRun,
     report: VerificationReport,
     *,

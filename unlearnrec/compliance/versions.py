@@ -8,9 +8,9 @@ from pathlib import Path
 
 from sqlmodel import Session, col, select
 
-from unlearnrec.compliance.dataset import DatasetFiles
 from unlearnrec.compliance.platform import Platform
 from unlearnrec.compliance.scratch import scratch_dir
+from unlearnrec.data.splits import Splits
 from unlearnrec.files import sha256_file
 from unlearnrec.ledger import DatasetVersion, ModelVersion, add_with_event
 
@@ -43,15 +43,15 @@ def checkout(platform: Platform, kind: str, md5: str) -> Iterator[Path]:
         yield platform.store.fetch(kind, md5, tmp / "v")
 
 
-def read_dataset_version(platform: Platform, version: DatasetVersion) -> DatasetFiles:
+def read_dataset_version(platform: Platform, version: DatasetVersion) -> Splits:
     with checkout(platform, "dataset", version.dvc_md5) as folder:
-        return DatasetFiles.read(folder)
+        return Splits.read(folder)
 
 
 def add_dataset_version(
     platform: Platform,
     session: Session,
-    files: DatasetFiles,
+    files: Splits,
     *,
     parent_id: int | None,
     run_id: int | None,

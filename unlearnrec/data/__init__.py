@@ -1,4 +1,6 @@
-"""Interaction data: the dataset type, file readers/writers, splits and a synthetic generator."""
+"""Interaction data: the dataset as read (``InteractionData``), file readers/writers, the
+splits (``split.py`` draws them, ``splits.py`` holds them: ``Splits``) and a synthetic
+generator."""
 
 from __future__ import annotations
 

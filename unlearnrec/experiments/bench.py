@@ -19,6 +19,7 @@ import torch
 
 from unlearnrec import config as cfg
 from unlearnrec.config import ModelConfig, TrainConfig, from_dict, to_dict
+from unlearnrec.data.splits import Splits
 from unlearnrec.evaluation.forgetting import (
     ForgettingConfig,
     ForgettingProbe,
@@ -32,7 +33,7 @@ from unlearnrec.evaluation.membership import (
     compare_to_reference,
 )
 from unlearnrec.evaluation.ranking import evaluate_ranking
-from unlearnrec.experiments.shared import Splits, build_request, train_base
+from unlearnrec.experiments.shared import build_request, train_base
 from unlearnrec.models import GraphRecommender
 from unlearnrec.training.loop import EpochCallback, device_name
 from unlearnrec.unlearning import METHODS, ModelState

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 
 from unlearnrec.config import Params, from_dict, to_dict
+from unlearnrec.data.splits import Splits
 from unlearnrec.evaluation.forgetting import ForgettingConfig, forgetting_report
-from unlearnrec.experiments.shared import Splits, build_request, load_splits, train_base
+from unlearnrec.experiments.shared import build_request, load_splits, train_base
 from unlearnrec.files import atomic_write_text, sha256_file
 from unlearnrec.training.checkpoint import fit_epochs_of, load_checkpoint, save_checkpoint
 from unlearnrec.training.loop import EpochCallback

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import io
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 import torch
 
 from unlearnrec.config import DataConfig, ModelConfig, TrainConfig
 from unlearnrec.data import InteractionData, read_dataset, split_validation
 from unlearnrec.data.dataset import as_edges
-from unlearnrec.files import atomic_write_bytes
+from unlearnrec.data.splits import Splits
 from unlearnrec.graph.bipartite import Graph
 from unlearnrec.models import GraphRecommender, build_model
 from unlearnrec.training.loop import EpochCallback, TrainResult, train_model
@@ -29,54 +24,18 @@ from unlearnrec.unlearning.requests import (
 )
 
 
-@dataclass(frozen=True)
-class Splits:
-    """Training split into fit (the model's graph) and valid (early stopping), plus test.
-
-    All arrays are (E, 2) int64 (user, item) pairs.
-    """
-
-    name: str
-    num_users: int
-    num_items: int
-    fit: np.ndarray
-    valid: np.ndarray
-    test: np.ndarray
-    data_hash: str
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "num_users": self.num_users,
-            "num_items": self.num_items,
-            "fit_edges": len(self.fit),
-            "valid_edges": len(self.valid),
-            "test_edges": len(self.test),
-            "data_hash": self.data_hash,
-        }
-
-    def save(self, path: str | Path) -> None:
-        buf = io.BytesIO()
-        np.savez(
-            buf,
-            fit=self.fit,
-            valid=self.valid,
-            test=self.test,
-            meta=np.array([self.name, str(self.num_users), str(self.num_items), self.data_hash]),
-        )
-        atomic_write_bytes(path, buf.getvalue())
-
-    @classmethod
-    def load(cls, path: str | Path) -> Splits:
-        with np.load(Path(path), allow_pickle=False) as z:
-            name, nu, ni, h = (str(x) for x in z["meta"])
-            return cls(name, int(nu), int(ni), z["fit"], z["valid"], z["test"], h)
-
-
 def make_splits(data: InteractionData, valid_fraction: float, seed: int) -> Splits:
     fit, valid = split_validation(data.train, valid_fraction, seed)
     return Splits(
-        data.name, data.num_users, data.num_items, fit, valid, data.test, data.content_hash()
+        data.num_users,
+        data.num_items,
+        fit,
+        valid,
+        data.test,
+        data.user_ids,
+        data.item_ids,
+        name=data.name,
+        data_hash=data.content_hash(),
     )
 
 

@@ -17,7 +17,6 @@ from sqlalchemy import text as sql
 from sqlmodel import select
 
 from unlearnrec.cli import compliance as cli_compliance
-from unlearnrec.compliance.dataset import DatasetFiles
 from unlearnrec.compliance.erasure import (
     TOMBSTONE,
     Erased,
@@ -36,6 +35,7 @@ from unlearnrec.compliance.versions import (
     production_model,
     read_dataset_version,
 )
+from unlearnrec.data.splits import Splits
 from unlearnrec.ledger import (
     AuditEvent,
     DatasetVersion,
@@ -88,7 +88,7 @@ def test_pairs_of_erased_users_items_and_interactions_are_found_by_pseudonym():
     assert erased_pairs_in(users, items, pairs, Erased(users={"ps_u1"}), ps) == (1, 1)
     assert erased_pairs_in(users, items, pairs, Erased(items={"i0"}), ps) == (2, 0)
     assert erased_pairs_in(users, items, pairs, Erased(pairs={("ps_u2", "i0")}), ps) == (1, 0)
-    files = DatasetFiles(3, 3, pairs[:2], pairs[2:3], pairs[3:], users, items)
+    files = Splits(3, 3, pairs[:2], pairs[2:3], pairs[3:], users, items)
     gone = tombstone(files, [1], ps)
     assert list(gone.user_ids) == ["u0", f"{TOMBSTONE}ps_u1", "u2"]
     assert list(files.user_ids) == ["u0", "u1", "u2"]  # a copy, the original untouched

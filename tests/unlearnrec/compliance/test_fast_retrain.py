@@ -15,13 +15,12 @@ import yaml
 from sqlmodel import select
 
 from unlearnrec.cli import main
-from unlearnrec.compliance.dataset import DatasetFiles
 from unlearnrec.compliance.ingest import ingest_inbox
 from unlearnrec.compliance.lifecycle import retrain_reference
 from unlearnrec.compliance.modeling import retrain_model
 from unlearnrec.compliance.versions import checkout
+from unlearnrec.data.splits import Splits
 from unlearnrec.experiments.bench import write_retrain_params
-from unlearnrec.experiments.shared import Splits
 from unlearnrec.ledger import ModelVersion, UnlearningRun, session_scope, utcnow
 from unlearnrec.records.verification import VerificationReport
 from unlearnrec.training.checkpoint import fit_epochs_of, read_checkpoint_meta
@@ -200,12 +199,10 @@ def test_a_ladder_record_that_is_not_one_is_refused_naming_the_file(tmp_path):
             ladder_overrides(tmp_path)
 
 
-def _files(splits: Splits) -> DatasetFiles:
+def _files(splits: Splits) -> Splits:
     users = [str(u) for u in range(splits.num_users)]
     items = [str(i) for i in range(splits.num_items)]
-    return DatasetFiles(
-        splits.num_users, splits.num_items, splits.fit, splits.valid, splits.test, users, items
-    )
+    return splits.with_ids(users, items)
 
 
 def test_the_ladder_command_writes_the_retrain_the_platform_then_uses(

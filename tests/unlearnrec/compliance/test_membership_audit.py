@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from unlearnrec.compliance.dataset import DatasetFiles
 from unlearnrec.compliance.modeling import retrain_model, verify
-from unlearnrec.experiments.shared import Splits
+from unlearnrec.data.splits import Splits
 from unlearnrec.records import certificates as certs
 from unlearnrec.records.policy import MembershipAudit, PolicyError, Thresholds, load_policy
 from unlearnrec.records.verification import VerificationReport
@@ -46,15 +45,7 @@ def erasure(tiny_artifacts, tmp_path_factory):
     """The tiny platform's data before and after erasing 150 training pairs, and a retrain."""
     splits = Splits.load(tiny_artifacts / "artifacts" / "prepared" / "splits.npz")
     ids = lambda n: np.array([str(i) for i in range(n)], dtype=object)  # noqa: E731
-    before = DatasetFiles(
-        splits.num_users,
-        splits.num_items,
-        splits.fit,
-        splits.valid,
-        splits.test,
-        ids(splits.num_users),
-        ids(splits.num_items),
-    )
+    before = splits.with_ids(ids(splits.num_users), ids(splits.num_items))
     removed = splits.fit[np.random.default_rng(0).choice(len(splits.fit), 150, replace=False)]
     after = before.without(removed)
     base = tiny_artifacts / "artifacts" / "base"

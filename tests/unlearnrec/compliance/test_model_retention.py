@@ -10,20 +10,20 @@ from pathlib import Path
 import numpy as np
 from sqlmodel import select
 
-from unlearnrec.compliance.dataset import DatasetFiles
 from unlearnrec.compliance.lifecycle import apply_retention
 from unlearnrec.compliance.platform import Platform
 from unlearnrec.compliance.versions import add_dataset_version, add_model_version
+from unlearnrec.data.splits import Splits
 from unlearnrec.ledger import AuditEvent, Certificate, UnlearningRun, session_scope
 
 from .conftest import POLICY, SMALL_UNLEARN
 
 
-def _files(pairs: list[tuple[int, int]]) -> DatasetFiles:
+def _files(pairs: list[tuple[int, int]]) -> Splits:
     edges = np.array(pairs, dtype=np.int64)
     users = np.array([f"u{i}" for i in range(3)], dtype=object)
     items = np.array([f"i{i}" for i in range(3)], dtype=object)
-    return DatasetFiles(3, 3, edges, edges[:0], edges[:0], users, items)
+    return Splits(3, 3, edges, edges[:0], edges[:0], users, items)
 
 
 def _model(tmp: Path, name: str) -> Path:

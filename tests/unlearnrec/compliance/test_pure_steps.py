@@ -10,24 +10,24 @@ from datetime import UTC, datetime
 import numpy as np
 
 from unlearnrec.compliance.certify import certificate_body
-from unlearnrec.compliance.dataset import DatasetFiles
 from unlearnrec.compliance.erasure import TOMBSTONE, tombstone
 from unlearnrec.compliance.fallback import Decision, decide
 from unlearnrec.compliance.modeling import request_of
 from unlearnrec.compliance.pairs import resolve_pairs
+from unlearnrec.data.splits import Splits
 from unlearnrec.ledger import DatasetVersion, ModelVersion, Ticket, UnlearningRun
 from unlearnrec.records.verification import VerificationReport
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
-def _files() -> DatasetFiles:
+def _files() -> Splits:
     """10 users x 10 items (20 nodes): user u interacted with items u, u+1, u+2 (mod 10)."""
     pairs = np.array([(u, (u + k) % 10) for u in range(10) for k in range(3)], dtype=np.int64)
     fit, valid, test = pairs[::3], pairs[1::3], pairs[2::3]
     users = np.array([f"u{u}" for u in range(10)], dtype=object)
     items = np.array([f"i{i}" for i in range(10)], dtype=object)
-    return DatasetFiles(10, 10, fit, valid, test, users, items)
+    return Splits(10, 10, fit, valid, test, users, items)
 
 
 def _ticket(kind: str, subject: str | None = None, items: list[str] | None = None) -> Ticket:
