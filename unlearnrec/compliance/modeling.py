@@ -56,6 +56,12 @@ class LoadedModel:
         return fit_epochs_of(self.meta)
 
 
+def is_sharded(folder: Path) -> bool:
+    """Whether the model of ``folder`` is a sharded one (the exact tier's)."""
+    meta = read_checkpoint_meta(Path(folder) / "model.pt")
+    return meta["model"].get("name") == ShardedRecommender.name
+
+
 def load_model_folder(folder: Path, device: torch.device) -> LoadedModel:
     """The model of a folder: ``model.pt``, or for a sharded model (the exact tier) the record in
     ``model.pt`` and the weights in ``sharded/``, whose ``sharded.json`` (naming every file's

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlmodel import Session
@@ -38,6 +40,7 @@ from unlearnrec.ledger import (
     utcnow,
 )
 from unlearnrec.records import certificates as certs
+from unlearnrec.records.policy import PARTITION_METHODS
 from unlearnrec.records.verification import FINAL, VerificationReport, record, report_of
 
 log = logging.getLogger("unlearnrec.process")
@@ -235,7 +238,8 @@ def stage_unlearn(platform: Platform, run_id: int, device: str) -> None:
 def stage_verify(platform: Platform, run_id: int, device: str) -> None:
     """Measure forgetting. Provisional policies certify on the MI figures now (the scheduled
     reference retrain upgrades them); final policies retrain the reference first. On failure,
-    the policy's fallback: promote a full retrain (``retrain``) or escalate."""
+    the policy's fallback chain (``run_chain``), then its action: promote a full retrain
+    (``retrain``) or escalate."""
     from unlearnrec.compliance.modeling import configured_retrain, retrain_model, verify
 
     thresholds = platform.policy.verification.thresholds
@@ -272,6 +276,21 @@ def stage_verify(platform: Platform, run_id: int, device: str) -> None:
                     removed=removed,
                     thresholds=thresholds,
                     reference_folder=ref_folder or own,
+                    device=device,
+                )
+            if not report.passed and platform.policy.on_failure.chain:
+                report = run_chain(
+                    platform,
+                    session,
+                    run,
+                    report,
+                    kinds={t.kind for t in tickets},
+                    f_before=f_before,
+                    before=before,
+                    after=after,
+                    removed=removed,
+                    reference_folder=ref_folder,
+                    scratch=Path(tmp),
                     device=device,
                 )
             decision = decide(report, platform.policy.on_failure.action)
@@ -326,6 +345,86 @@ def stage_verify(platform: Platform, run_id: int, device: str) -> None:
                 "model_after_id": run.model_after_id,
             },
         )
+
+
+def run_chain(
+    platform: Platform,
+    session: Session,
+    run: UnlearningRun,
+    failed: VerificationReport,
+    *,
+    kinds: set[str],
+    f_before: Path,
+    before: Splits,
+    after: Splits,
+    removed: np.ndarray,
+    reference_folder: Path | None,
+    scratch: Path,
+    device: str,
+) -> VerificationReport:
+    """The policy's fallback chain after ``failed``: each method in turn unlearns the batch from
+    the model before it and is verified as the policy's method was; the first that passes
+    becomes the run's model (a new version) and its report, which names the fallback and keeps
+    why the policy's method failed. A partition method is its shard retrain and runs only where
+    the production model is sharded; the others need one backbone. Returns ``failed`` with the
+    chain's record when none passes (the policy's ``action`` then applies)."""
+    from unlearnrec.compliance.modeling import is_sharded, unlearn_batch, verify
+
+    sharded = is_sharded(f_before)
+    attempts: list[dict[str, Any]] = []
+    for name in platform.policy.on_failure.chain:
+        if (name in PARTITION_METHODS) != sharded:
+            why = "sharded" if sharded else "not sharded"
+            attempts.append({"method": name, "skipped": f"the production model is {why}"})
+            continue
+        result = unlearn_batch(
+            f_before,
+            before,
+            removed,
+            dict(run.params) if name == run.method else {},
+            scratch / f"chain-{name}",
+            method=name,
+            kinds=kinds,
+            after=after,
+            device=device,
+            data_hash=after.content_hash(),
+        )
+        tried = verify(
+            original_folder=f_before,
+            original=before,
+            unlearned_folder=result.folder,
+            after=after,
+            removed=removed,
+            thresholds=platform.policy.verification.thresholds,
+            reference_folder=reference_folder,
+            device=device,
+        )
+        attempts.append(
+            {
+                "method": name,
+                "passed": tried.passed,
+                "reasons": list(tried.reasons),
+                "unlearn_seconds": round(result.seconds, 3),
+            }
+        )
+        if tried.passed:
+            version = add_model_version(
+                platform,
+                session,
+                result.folder,
+                kind="unlearned",
+                dataset_version_id=int(run.dataset_after_id),  # type: ignore[arg-type]
+                parent_id=int(run.model_before_id),  # type: ignore[arg-type]
+                run_id=run.id,
+                metrics={
+                    "unlearn_seconds": result.seconds,
+                    "training_edges_removed": result.graph_edges_removed,
+                },
+            )
+            run.method, run.model_after_id = name, version.id
+            run.timings = {**run.timings, "fallback_unlearn_seconds": result.seconds}
+            return replace(failed, chain=attempts).with_fallback(name, tried)
+    return replace(failed, chain=attempts)
 
 
 def promote_retrain(

@@ -101,7 +101,17 @@ class Verification(_Strict):
     thresholds: Thresholds = Field(default_factory=Thresholds)
 
 
+PARTITION_METHODS = ("sisa", "grapheraser", "receraser")  # the exact tier's methods
+
+
 class OnFailure(_Strict):
+    # When a batch fails verification: first the ``chain``'s methods in order, each unlearning
+    # the batch from the model before it and verified the same way (the first that passes is
+    # kept; a partition method is its shard retrain and runs only where the production model is
+    # sharded, else it is skipped with the reason recorded); then ``action``.
+    chain: list[
+        Literal["unlearnrec", "sisa", "grapheraser", "receraser", "influence", "reverse_bpr"]
+    ] = Field(default_factory=list)
     action: Literal["retrain", "escalate"] = "retrain"
     max_attempts: int = Field(2, ge=1)
 

@@ -94,8 +94,11 @@ class VerificationReport:
     under_unlearning: bool | None = None
     membership: dict[str, Any] | None = None
     reference_model_sha256: str | None = None  # the final check of the scheduled reference
-    fallback: str | None = None  # "retrain": a full retrain was promoted instead
+    fallback: str | None = None  # the method whose model was kept instead ("retrain": a full
+    # retrain was promoted), when the policy's method failed
     failed_unlearning: list[str] | None = None  # the reasons unlearning failed, on a fallback
+    # the policy's fallback chain as it ran: per method, skipped (why) or verified (passed, why)
+    chain: list[dict[str, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -112,6 +115,13 @@ class VerificationReport:
             mode=FINAL,
             failed_unlearning=list(self.reasons),
             reasons=["promoted a full retrain"],
+        )
+
+    def with_fallback(self, method: str, kept: VerificationReport) -> VerificationReport:
+        """``kept``, the passing report of the chain's ``method``, recording that the policy's
+        own method failed (its reasons under ``failed_unlearning``) and this chain's run."""
+        return replace(
+            kept, fallback=method, failed_unlearning=list(self.reasons), chain=self.chain
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,6 +154,8 @@ class VerificationReport:
         out["passed"] = self.passed
         if self.failed_unlearning is not None:
             out["failed_unlearning"] = self.failed_unlearning
+        if self.chain is not None:
+            out["chain"] = self.chain
         out["reasons"] = list(self.reasons)
         return {**out, **self.extra}
 
