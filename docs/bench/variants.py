@@ -50,12 +50,29 @@ def main() -> None:
     ap.add_argument("request")
     ap.add_argument("reference", help="bench JSON of the same base and request (its retrain)")
     ap.add_argument("variants", nargs="+")
+    ap.add_argument("--data", default=DATA, help="dataset path (default: ML-100K)")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        help="train.FIELD=VALUE, as the bench's --set (base model and recorded retrain alike)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     params = load_params("params.yaml")
     params = dataclasses.replace(params, model=dataclasses.replace(params.model, name=args.model))
+    train = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        section, _, name = key.partition(".")
+        if section != "train":
+            raise SystemExit(f"--set {item}: only train.FIELD is supported")
+        train[name] = _value(value)
+    params = dataclasses.replace(params, train=dataclasses.replace(params.train, **train))
     d = params.data
-    data = read_dataset(DATA, min_rating=d.min_rating, seed=d.seed, test_fraction=d.test_fraction)
+    data = read_dataset(
+        args.data, min_rating=d.min_rating, seed=d.seed, test_fraction=d.test_fraction
+    )
     splits = make_splits(data, d.valid_fraction, d.seed)
     base, graph, result = train_base(
         splits, splits.fit, params.model, params.train, torch.device("cpu")
