@@ -368,9 +368,15 @@ def run_chain(
     why the policy's method failed. A partition method is its shard retrain and runs only where
     the production model is sharded; the others need one backbone. Returns ``failed`` with the
     chain's record when none passes (the policy's ``action`` then applies)."""
-    from unlearnrec.compliance.modeling import is_sharded, unlearn_batch, verify
+    from unlearnrec.compliance.modeling import (
+        attach_preparation,
+        is_sharded,
+        unlearn_batch,
+        verify,
+    )
 
     sharded = is_sharded(f_before)
+    policy_method, policy_params = run.method, dict(run.params)
     attempts: list[dict[str, Any]] = []
     for name in platform.policy.on_failure.chain:
         if (name in PARTITION_METHODS) != sharded:
@@ -381,7 +387,7 @@ def run_chain(
             f_before,
             before,
             removed,
-            dict(run.params) if name == run.method else {},
+            policy_params if name == policy_method else {},
             scratch / f"chain-{name}",
             method=name,
             kinds=kinds,
@@ -408,6 +414,12 @@ def run_chain(
             }
         )
         if tried.passed:
+            if name != policy_method and (policy_method in PARTITION_METHODS) == sharded:
+                # the next batch runs the policy's method again: it finds its preparation (the
+                # encoder for UnlearnRec) next to the model, as after a promoted retrain
+                attach_preparation(
+                    result.folder, after, policy_params, method=policy_method, device=device
+                )
             version = add_model_version(
                 platform,
                 session,

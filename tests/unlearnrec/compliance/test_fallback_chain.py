@@ -10,6 +10,7 @@ import pytest
 from sqlmodel import select
 
 from unlearnrec.compliance.ingest import ingest_inbox
+from unlearnrec.compliance.versions import checkout
 from unlearnrec.ledger import ModelVersion, UnlearningRun, session_scope, utcnow
 from unlearnrec.records.policy import OnFailure
 from unlearnrec.records.verification import report_of
@@ -69,6 +70,8 @@ def test_the_first_chain_method_that_passes_is_kept_and_certified(
         },
     ]
     assert len(calls) == 2  # UnlearnRec's model, then influence's: receraser never ran
+    with checkout(platform, "model", production.dvc_md5) as folder:
+        assert (folder / "encoder.pt").is_file()  # the policy's method is ready for the next batch
     assert {k for k, t in _tickets(platform).items() if t.status == "certified"} == VALID
 
 
