@@ -12,7 +12,6 @@ made from a folder carries it on.
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from unlearnrec.training.checkpoint import (
 from unlearnrec.training.loop import resolve_device
 from unlearnrec.unlearning import METHODS, ModelState, Retrain, UnlearningMethod
 from unlearnrec.unlearning.base import KeepsPreparation
+from unlearnrec.unlearning.ladder import recorded_choice, retrain_choice
 from unlearnrec.unlearning.requests import DeletionRequest
 from unlearnrec.unlearning.sharded import SHARDED_DIR, ShardedRecommender, load_sharded
 
@@ -272,37 +272,21 @@ def carry_ladder(source: Path, out: Path) -> None:
 
 
 def ladder_overrides(folder: Path | None) -> dict[str, Any] | None:
-    """The training fields the ladder record of a model folder chose (``retrain``), or None
-    without a record. A record that is not a ladder's is a ``ValueError`` naming the file."""
-    path = Path(folder) / LADDER_FILE if folder is not None else None
-    if path is None or not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not a ladder record ({exc})") from exc
-    chosen = record.get("retrain") if isinstance(record, dict) else None
-    if not isinstance(chosen, dict):
-        raise ValueError(f"{path}: not a ladder record (no retrain mapping)")
-    return dict(chosen)
+    """The training fields the ladder record of a model folder chose, or None without one."""
+    return recorded_choice(Path(folder) / LADDER_FILE if folder is not None else None)
 
 
 def configured_retrain(home: Path, folder: Path | None = None) -> tuple[dict[str, Any], str]:
-    """The training fields the platform's retrains override, and where they come from:
-    ``retrain:`` of ``home``'s ``params.yaml`` when it sets any (``"params.yaml"``), else the
-    choice of the ladder the pipeline ran for the lineage's base model, kept in the model folder
-    (``"ladder"``), else none (``"base"``: the base model's own configuration). So the reference,
-    the fallback and a ``retrain`` policy train as ``bench``'s retrain does, and speed-ups are
-    against the fastest equal-utility retrain, without anyone writing it by hand."""
+    """The training fields the platform's retrains override, and where they come from
+    (``ladder.retrain_choice``): ``retrain:`` of ``home``'s ``params.yaml`` when it sets any,
+    else the choice of the ladder the pipeline ran for the lineage's base model, kept in the
+    model folder, else none. So the reference, the fallback and a ``retrain`` policy train as
+    ``bench``'s retrain does, and speed-ups are against the fastest equal-utility retrain,
+    without anyone writing it by hand."""
     from unlearnrec.records.settings import pipeline_retrain_overrides
 
-    explicit = pipeline_retrain_overrides(home)
-    if explicit:
-        return explicit, "params.yaml"
-    chosen = ladder_overrides(folder)
-    if chosen is not None:
-        return chosen, "ladder"
-    return {}, "base"
+    record = Path(folder) / LADDER_FILE if folder is not None else None
+    return retrain_choice(pipeline_retrain_overrides(home), record)
 
 
 def configured_retrain_overrides(folder: Path | None = None) -> dict[str, Any]:

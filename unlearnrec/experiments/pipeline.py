@@ -24,6 +24,7 @@ from unlearnrec.files import atomic_write_text, sha256_file
 from unlearnrec.training.checkpoint import fit_epochs_of, load_checkpoint, save_checkpoint
 from unlearnrec.training.loop import EpochCallback
 from unlearnrec.unlearning import ModelState, Retrain, UnlearnRec
+from unlearnrec.unlearning.ladder import retrain_choice
 from unlearnrec.unlearning.unlearnrec import load_encoder, save_encoder
 
 
@@ -169,11 +170,7 @@ def evaluate(
     method.warm_up(state)
     log(f"unlearning {request.num_edges} edges ({spec}) with UnlearnRec")
     outcome = method.unlearn(state, request)
-    overrides, source = dict(params.retrain), "params.yaml"
-    if not overrides and ladder_path is not None and Path(ladder_path).is_file():
-        overrides, source = dict(json.loads(Path(ladder_path).read_text())["retrain"]), "ladder"
-    elif not overrides:
-        source = "base"
+    overrides, source = retrain_choice(params.retrain, ladder_path)
     log(f"retraining the reference on the residual graph ({source}: {overrides or 'no override'})")
     reference = Retrain(overrides=overrides).unlearn(state, request)
     log("measuring forgetting")

@@ -13,8 +13,10 @@ itself (it cannot win).
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -165,3 +167,29 @@ def run_ladder(
             best_seconds = rung.seconds_to_best
             result.chosen = len(result.rungs) - 1
     return result
+
+
+def recorded_choice(path: Path | None) -> dict[str, Any] | None:
+    """The training fields a ladder record (``unlearnrec ladder --json``, the ``ladder`` stage's
+    ``ladder.json``) chose (its ``retrain``), or None without a record. A file that is not a
+    ladder record is a ``ValueError`` naming it."""
+    if path is None or not Path(path).is_file():
+        return None
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a ladder record ({exc})") from exc
+    chosen = record.get("retrain") if isinstance(record, dict) else None
+    if not isinstance(chosen, dict):
+        raise ValueError(f"{path}: not a ladder record (no retrain mapping)")
+    return dict(chosen)
+
+
+def retrain_choice(explicit: dict[str, Any], record: Path | None) -> tuple[dict[str, Any], str]:
+    """What a reference retrain overrides, and why: ``explicit`` (params' ``retrain:``) when it
+    sets any field (``"params.yaml"``), else the ladder record's choice (``"ladder"``), else
+    nothing (``"base"``: the base model's own configuration)."""
+    if explicit:
+        return dict(explicit), "params.yaml"
+    chosen = recorded_choice(record)
+    return (chosen, "ladder") if chosen is not None else ({}, "base")

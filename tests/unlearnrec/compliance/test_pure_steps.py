@@ -1,6 +1,7 @@
 """The compliance steps that are pure functions over values, on a 20-node graph and no database:
-ticket -> pairs, the purge with tombstones, the request a batch becomes, the decision after a
-verification, and the certificate body rebuilt from its inputs with the clock passed in."""
+ticket -> pairs, the purge with tombstones, the request a batch becomes, and the certificate body
+rebuilt from its inputs with the clock passed in (the decision after a verification,
+``fallback.decide``, is tested in ``test_verification_record.py``)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,10 @@ import numpy as np
 
 from unlearnrec.compliance.certify import certificate_body
 from unlearnrec.compliance.erasure import TOMBSTONE, tombstone
-from unlearnrec.compliance.fallback import Decision, decide
 from unlearnrec.compliance.modeling import request_of
 from unlearnrec.compliance.pairs import resolve_pairs
 from unlearnrec.data.splits import Splits
 from unlearnrec.ledger import DatasetVersion, ModelVersion, Ticket, UnlearningRun
-from unlearnrec.records.verification import VerificationReport
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -72,14 +71,6 @@ def test_the_purge_removes_the_pairs_and_tombstones_the_erased_user():
     assert request.kind == "users" and request.users == (3,)
     mixed = request_of(removed, files, after, {"erase_user", "take_down_item"})
     assert mixed.kind == "mixed"
-
-
-def test_one_decision_after_a_verification():
-    passed = VerificationReport(mode="final", passed=True)
-    failed = VerificationReport(mode="final", passed=False, reasons=["AUC"])
-    assert decide(passed, "retrain") == Decision.KEEP
-    assert decide(failed, "retrain") == Decision.PROMOTE_RETRAIN
-    assert decide(failed, "escalate") == Decision.ESCALATE
 
 
 def test_a_certificate_body_is_rebuilt_from_its_inputs_and_the_clock():
