@@ -144,7 +144,10 @@ def _unversioned_revision(conn: Connection) -> str | None:
     if "lease" not in tables:
         return "0003"
     model_columns = {c["name"] for c in inspector.get_columns("modelversion")}
-    return "0005" if "purged" in model_columns else "0004"
+    if "purged" not in model_columns:
+        return "0004"
+    run_columns = {c["name"] for c in inspector.get_columns("unlearningrun")}
+    return "0006" if "purge_check" in run_columns else "0005"
 
 
 def _create(conn: Connection) -> None:

@@ -174,6 +174,12 @@ class UnlearningRun(SQLModel, table=True):
         default_factory=dict, sa_column=Column(JSON, nullable=False)
     )
     timings: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # The purge's Great Expectations check (flows/validation.py): suite, success, failed check
+    # names, GX statistics, the stored result's id and its data-docs page (relative to var/).
+    # Empty until a purge was checked (never for a run with nothing to erase).
+    purge_check: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
     error: str | None = Field(default=None, sa_column=Column(Text))
     started_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None

@@ -21,7 +21,7 @@ from sqlmodel import Session, SQLModel, select
 
 from tests.postgres import PG_ENV, temporary_database
 from unlearnrec.cli import main
-from unlearnrec.ledger import Ticket, init_db, make_engine
+from unlearnrec.ledger import Ticket, UnlearningRun, init_db, make_engine
 from unlearnrec.ledger.db import (
     LedgerOutOfDate,
     check_db,
@@ -107,7 +107,7 @@ def test_the_oldest_ledger_upgrades_in_place_with_its_data(blank):
     _oldest_ledger(blank)
     status = schema_status(blank)
     assert status["current"] == "0001" and not status["recorded"]
-    assert status["pending"] == ["0002", "0003", "0004", "0005"]
+    assert status["pending"] == ["0002", "0003", "0004", "0005", "0006"]
     assert status["head"] == head_revision()
     with pytest.raises(LedgerOutOfDate, match="unlearnrec db upgrade"):
         init_db(blank)  # refused, not used half-way
@@ -133,6 +133,14 @@ def test_the_oldest_ledger_upgrades_in_place_with_its_data(blank):
         assert session.get(Lease, "process").owner == "host:1:x"
     columns = {c["name"]: c for c in inspect(blank).get_columns("modelversion")}
     assert "purged" in columns and columns["purged_at"]["nullable"]  # 0005
+    with Session(blank) as session:  # 0006: the old run reads an empty purge check
+        run = session.get(UnlearningRun, 1)
+        assert run.purge_check == {} and run.removed_count == 3
+        run.purge_check = {"suite": "purge", "success": True, "failed": []}
+        session.add(run)
+        session.commit()
+    with Session(blank) as session:
+        assert session.get(UnlearningRun, 1).purge_check["suite"] == "purge"
     if blank.dialect.name == "postgresql":  # 0002 named the run foreign keys
         fks = {fk["name"] for fk in inspect(blank).get_foreign_keys("datasetversion")}
         assert "fk_datasetversion_run" in fks and "datasetversion_run_id_fkey" not in fks
