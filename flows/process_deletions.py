@@ -10,6 +10,8 @@ fails the flow run, so the orchestrator's state, automations and notifications s
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -94,6 +96,15 @@ def validate_tickets(params: ProcessParams) -> dict[str, int]:
             known_items=set(map(str, files.item_ids)),
             now=now,
             interactions=_interactions_of(files, {t.subject for t in tickets if t.subject}),
+            root=platform.settings.var,
+            run_name="tickets",
+        )
+        logger.info(
+            "ticket batch of %d: %s; GX result %s, data docs %s",
+            len(tickets),
+            "passed" if result.success else f"failed {', '.join(result.failed)}",
+            result.result_id,
+            result.data_docs,
         )
         failures: dict[int, list[str]] = {}
         for row, names in result.row_failures.items():
@@ -120,10 +131,20 @@ def _interactions_of(files, subjects: set[str]) -> dict[str, set[str]]:
     return out
 
 
-def _purge_check(before: np.ndarray, after: np.ndarray, removed: np.ndarray) -> list[str]:
+def _purge_check(
+    before: np.ndarray, after: np.ndarray, removed: np.ndarray, *, root: Path, run_name: str
+) -> dict[str, Any]:
+    """The purge suite through its checkpoint (result and data docs kept under ``root``); the
+    record the run keeps (``unlearnrec.compliance.stages.PurgeCheck``)."""
     frame = lambda a: pd.DataFrame(a, columns=["user", "item"])  # noqa: E731
-    result = validate_purge(frame(before), frame(after), frame(removed))
-    return list(result.failed)
+    result = validate_purge(
+        frame(before), frame(after), frame(removed), root=root, run_name=run_name
+    )
+    logger = _logger()
+    log = logger.info if result.success else logger.error
+    outcome = "failed " + ", ".join(result.failed) if result.failed else "passed"
+    log("purge check %s: %s (data docs: %s)", run_name, outcome, result.data_docs)
+    return result.record()
 
 
 # Retries only where the work is idempotent: planning reads the ledger; retention unpins and

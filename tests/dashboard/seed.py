@@ -194,6 +194,20 @@ RUN1_MEMBERSHIP = {
     "reasons": [],
 }
 RUN1_UNLEARN_SECONDS, RUN1_RETRAIN_SECONDS = 0.82, 72.4  # speed-up 88.3x
+# Run 1's purge check as the flow records it (flows/validation.py); its data-docs page is a
+# stand-in written beside the ledger. Run 2 has none (a run recorded before the ledger kept it).
+RUN1_PURGE_PAGE = (
+    "gx/uncommitted/data_docs/local_site/validations/purge/run-1-attempt-1/"
+    "20261120T120000.000000Z/unlearnrec-frame.html"
+)
+RUN1_PURGE_CHECK = {
+    "suite": "purge",
+    "success": True,
+    "failed": [],
+    "statistics": {"evaluated": 6, "successful": 6, "unsuccessful": 0},
+    "result_id": "purge/run-1-attempt-1/20261120T120000.000000Z/unlearnrec-frame",
+    "data_docs": RUN1_PURGE_PAGE,
+}
 RUN2_UNLEARN_SECONDS = 0.91
 
 
@@ -404,6 +418,10 @@ def seed_ledger(
             "membership": RUN1_MEMBERSHIP,
         }
         run1.timings = {"unlearn_seconds": RUN1_UNLEARN_SECONDS, "encoder_refresh_seconds": 25.6}
+        run1.purge_check = RUN1_PURGE_CHECK
+        page = settings.var / RUN1_PURGE_PAGE
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text("<html><body><h1>purge: 6 of 6 expectations met</h1></body></html>")
         session.add(run1)
         append_event(
             session,

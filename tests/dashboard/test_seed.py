@@ -14,6 +14,7 @@ from sqlmodel import select
 
 from tests.dashboard.seed import (
     PROVISIONAL_CERTIFICATE,
+    RUN1_PURGE_CHECK,
     TAMPERED_CERTIFICATE,
     VALID_CERTIFICATE,
     SeededLedger,
@@ -121,6 +122,16 @@ def test_a_seeded_certificate_body_is_the_issuers_body(seeded: SeededLedger):
         )
     engine.dispose()
     assert rebuilt == body
+    # Run 1 recorded its purge check: the certificate carries its summary, no path, no data.
+    assert body["purge_check"] == {
+        "suite": "purge",
+        "success": True,
+        "evaluated": 6,
+        "successful": 6,
+        "result_id": RUN1_PURGE_CHECK["result_id"],
+    }
+    # Run 2 recorded none: its certificate has no purge_check entry (rebuilds as signed).
+    assert "purge_check" not in certs.read_certificate(seeded.certificates[PROVISIONAL_CERTIFICATE])
 
 
 def test_audit_verify_finds_only_the_tampered_certificate(

@@ -106,6 +106,19 @@ def certificate_id(run: UnlearningRun, ticket: Ticket, status: str) -> str:
     return f"cert-r{run.id}-t{ticket.id}-{status}"
 
 
+def purge_check_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """The part of a run's purge check that the audit trail and certificates carry: the suite,
+    its outcome, GX's counts and the stored result's id (no data, no file path)."""
+    stats = record.get("statistics") or {}
+    return {
+        "suite": record.get("suite"),
+        "success": bool(record.get("success")),
+        "evaluated": int(stats.get("evaluated", 0)),
+        "successful": int(stats.get("successful", 0)),
+        "result_id": record.get("result_id") or None,
+    }
+
+
 def certificate_body(
     *,
     run: UnlearningRun,
@@ -122,8 +135,9 @@ def certificate_body(
     issued_at: datetime,
     supersedes: str | None = None,
 ) -> dict[str, Any]:
-    """The certificate body: what was erased (pseudonymised), from which versions, how it was
-    verified and against which thresholds, under which policy, and where it sits in the audit.
+    """The certificate body: what was erased (pseudonymised), from which versions, how the purge
+    was checked, how it was verified and against which thresholds, under which policy, and where
+    it sits in the audit.
     Pure: the rows and the time of issue in, the body out, so a certificate can be rebuilt from
     its inputs (``build_body`` looks the rows up; ``issue`` reads the clock)."""
     ds_before, ds_after, m_before = dataset_before, dataset_after, model_before
@@ -182,6 +196,9 @@ def certificate_body(
         "audit": {"position": audit_position, "event_hash": audit_hash},
         "timings": {k: round(float(v), 3) for k, v in run.timings.items()},
         "run": {"id": run.id, "attempt": run.attempt},
+        # the purge's GX check, when the run recorded one (not for a run with nothing to erase,
+        # nor one recorded before the ledger kept it: their certificates rebuild as signed)
+        **({"purge_check": purge_check_summary(run.purge_check)} if run.purge_check else {}),
     }
 
 

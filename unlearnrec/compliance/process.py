@@ -18,12 +18,14 @@ import logging
 
 from sqlmodel import select
 
+from unlearnrec.compliance import certify
 from unlearnrec.compliance.batching import batch_key
 from unlearnrec.compliance.platform import Platform
 from unlearnrec.compliance.runs import RunSummary, open_run, run_and_tickets
 from unlearnrec.compliance.scratch import sweep
 from unlearnrec.compliance.stages import (
     PurgeCheck,
+    PurgeCheckFailed,
     stage_certify,
     stage_purge,
     stage_unlearn,
@@ -97,6 +99,8 @@ def _run_batch(
                 # take its tickets on (a failed ticket nobody retries would be a lost duty).
                 last = run.attempt >= platform.policy.on_failure.max_attempts
                 run.status, run.error = ("escalated" if last else "failed"), error
+                if isinstance(exc, PurgeCheckFailed):  # its stage rolled back: kept here
+                    run.purge_check = exc.record
                 session.add(run)
                 target = TicketStatus.ESCALATED if last else TicketStatus.FAILED
                 reason = (
@@ -113,7 +117,16 @@ def _run_batch(
                     action="run.escalated" if last else "run.failed",
                     entity="run",
                     entity_id=run_id,
-                    data={"stage": stage, "attempt": run.attempt, "error": error[:500]},
+                    data={
+                        "stage": stage,
+                        "attempt": run.attempt,
+                        "error": error[:500],
+                        **(
+                            {"purge_check": certify.purge_check_summary(exc.record)}
+                            if isinstance(exc, PurgeCheckFailed)
+                            else {}
+                        ),
+                    },
                 )
             break
     with session_scope(platform.engine) as session:

@@ -4,10 +4,9 @@ with the run's new stage before the next starts; every file a stage writes is wr
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from sqlmodel import Session
@@ -46,8 +45,30 @@ from unlearnrec.records.verification import FINAL, VerificationReport, record, r
 log = logging.getLogger("unlearnrec.process")
 
 
-# A purge check: (before, after, removed) pairs -> list of failed check names (empty: passed).
-PurgeCheck = Callable[[np.ndarray, np.ndarray, np.ndarray], list[str]]
+class PurgeCheck(Protocol):
+    """A purge check: (before, after, removed) pairs (N, 2) -> the record the run keeps:
+    ``suite``, ``success``, ``failed`` (check names), ``statistics`` (``evaluated``,
+    ``successful``, ``unsuccessful``), ``result_id`` and ``data_docs`` (where the check's result
+    and its page are kept under ``root``, the state folder; ``run_name`` names the run there)."""
+
+    def __call__(
+        self,
+        before: np.ndarray,
+        after: np.ndarray,
+        removed: np.ndarray,
+        *,
+        root: Path,
+        run_name: str,
+    ) -> dict[str, Any]: ...
+
+
+class PurgeCheckFailed(RuntimeError):
+    """The purge check failed; ``record`` is what the run keeps of it (the stage's transaction
+    rolls back, so the failure handler records it on the run)."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        super().__init__(f"purge validation failed: {', '.join(record.get('failed') or [])}")
+        self.record = record
 
 
 def stage_purge(platform: Platform, run_id: int, purge_check: PurgeCheck | None) -> None:
@@ -69,10 +90,17 @@ def stage_purge(platform: Platform, run_id: int, purge_check: PurgeCheck | None)
         index = {str(u): i for i, u in enumerate(before.user_ids)}
         gone = [index[t.subject] for t in tickets if t.kind == "erase_user" and t.subject in index]
         after = tombstone(before.without(removed), gone, platform.pseudonymise)
+        checked: dict[str, Any] = {}
         if purge_check is not None:
-            failed = purge_check(before.all_pairs(), after.all_pairs(), removed)
-            if failed:
-                raise RuntimeError(f"purge validation failed: {', '.join(failed)}")
+            checked = purge_check(
+                before.all_pairs(),
+                after.all_pairs(),
+                removed,
+                root=platform.settings.var,
+                run_name=f"run-{run.id}-attempt-{run.attempt}",
+            )
+            if not checked.get("success"):
+                raise PurgeCheckFailed(checked)
         version = add_dataset_version(
             platform,
             session,
@@ -92,6 +120,7 @@ def stage_purge(platform: Platform, run_id: int, purge_check: PurgeCheck | None)
         run.dataset_after_id = version.id
         run.removed_count = len(removed)
         run.removed_hash = pseudonymised_hash(platform, before, removed)
+        run.purge_check = checked
         run.stage = "purged"
         session.add(run)
         append_event(
@@ -106,6 +135,7 @@ def stage_purge(platform: Platform, run_id: int, purge_check: PurgeCheck | None)
                 "dataset_after": version.dvc_md5,
                 "dataset_after_id": version.id,
                 "dataset_before_id": before_v.id,  # type: ignore[union-attr]
+                **({"purge_check": certify.purge_check_summary(checked)} if checked else {}),
             },
         )
 

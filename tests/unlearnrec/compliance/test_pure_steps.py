@@ -112,3 +112,24 @@ def test_a_certificate_body_is_rebuilt_from_its_inputs_and_the_clock():
     assert body["model"]["after"] == {"sha256": "m1", "dvc_md5": "md1", "kind": "unlearned"}
     later = certificate_body(**args, issued_at=datetime(2026, 12, 2, tzinfo=UTC))
     assert later["issued_at"] != body["issued_at"]
+    assert "purge_check" not in body  # the run recorded no purge check
+
+    # A run that recorded its purge check: the certificate carries its summary, nothing more
+    # (not the failed names' list, not the data-docs path on this host).
+    run.purge_check = {
+        "suite": "purge",
+        "success": True,
+        "failed": [],
+        "statistics": {"evaluated": 6, "successful": 6, "unsuccessful": 0},
+        "result_id": "purge/run-7-attempt-1/20261201T120000.000000Z/unlearnrec-frame",
+        "data_docs": "gx/uncommitted/data_docs/local_site/validations/purge/x.html",
+    }
+    checked = certificate_body(**args, issued_at=NOW)
+    assert checked["purge_check"] == {
+        "suite": "purge",
+        "success": True,
+        "evaluated": 6,
+        "successful": 6,
+        "result_id": "purge/run-7-attempt-1/20261201T120000.000000Z/unlearnrec-frame",
+    }
+    assert {k: v for k, v in checked.items() if k != "purge_check"} == body

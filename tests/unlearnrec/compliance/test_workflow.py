@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -87,6 +88,31 @@ def _certificates(platform: Platform, status: str | None = None) -> list[Certifi
     return [c for c in rows if status is None or c.status == status]
 
 
+def _assert_gx_kept_checks_and_no_subject(platform: Platform, raw_subjects: set[str]) -> None:
+    """The GX checks ran through their checkpoints and were kept under var/gx/: every run that
+    purged recorded its passing purge check, whose result file and data-docs page exist; the
+    ticket batch's result is kept too; no subject reached GX's results or pages (the unknown
+    subject of a rejected ticket included)."""
+    gx = platform.settings.var / "gx"
+    results = gx / "uncommitted" / "validations"
+    with session_scope(platform.engine) as session:
+        purged = [r for r in session.exec(select(UnlearningRun)) if r.removed_count > 0]
+    assert purged
+    for run in purged:
+        check = run.purge_check
+        assert (check["suite"], check["success"], check["failed"]) == ("purge", True, [])
+        assert check["statistics"]["evaluated"] == check["statistics"]["successful"] > 0
+        assert (results / f"{check['result_id']}.json").is_file()
+        assert (platform.settings.var / check["data_docs"]).is_file()
+    assert list((results / "ticket_batch").rglob("*.json"))
+    assert (gx / "uncommitted" / "data_docs" / "local_site" / "index.html").is_file()
+    assert "no-such-user" in raw_subjects  # the sample's unknown subject, rejected
+    pattern = re.compile("|".join(rf"(?<![\w-]){re.escape(s)}(?![\w-])" for s in raw_subjects))
+    for path in gx.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".html", ".yml"):
+            assert not pattern.search(path.read_text(errors="ignore")), path
+
+
 def test_chain_certifies_valid_tickets_once_and_rejects_the_rest(
     tiny_artifacts, tmp_path, monkeypatch, capsys
 ):
@@ -120,6 +146,7 @@ def test_chain_certifies_valid_tickets_once_and_rejects_the_rest(
     processed = next((platform.settings.inbox / "processed").glob("*dsar-export*.json"))
     raw_subjects = {t.get("subject") for t in json.loads(processed.read_text())["tickets"]}
     raw_subjects.discard(None)
+    _assert_gx_kept_checks_and_no_subject(platform, raw_subjects)
     provisional = _certificates(platform, "provisional")
     assert len(provisional) == len(VALID)
     public = certs.load_public_key(platform.settings.public_key)
@@ -132,6 +159,7 @@ def test_chain_certifies_valid_tickets_once_and_rejects_the_rest(
         erased_subjects |= set(cert["subjects"])
         assert cert["removed_interactions"]["count"] > 0
         assert cert["audit"]["position"] > 0
+        assert cert["purge_check"]["success"] and cert["purge_check"]["suite"] == "purge"
         for subject in raw_subjects:  # subjects appear pseudonymised only
             assert f'"{subject}"' not in text
     assert tickets["DSAR-1001"].subject_pseudonym in erased_subjects
