@@ -280,6 +280,8 @@ def runs(session: Session) -> list[dict[str, Any]]:
                 "verification": v,  # a VerificationReport, None before the run was verified
                 "record": dict(run.verification or {}),  # the ledger's JSON, to show as stored
                 "timings": dict(run.timings or {}),
+                # the purge's GX check as recorded ({}: none), see purge_check_outcome
+                "purge_check": dict(run.purge_check or {}),
                 **timing,
                 "dataset_before_id": run.dataset_before_id,
                 "dataset_after_id": run.dataset_after_id,
@@ -292,6 +294,39 @@ def runs(session: Session) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+# The GX project under the state folder (flows/gx_store.py): its data-docs site.
+GX_FOLDER = "gx"
+DATA_DOCS_INDEX = "gx/uncommitted/data_docs/local_site/index.html"
+
+
+def purge_check_outcome(check: dict[str, Any] | None) -> str:
+    """One line for a purge check, as a run records it (``statistics``) or a certificate carries
+    it (``evaluated`` / ``successful``): passed or FAILED (with the failed checks' names when
+    known) and how many expectations were met; a dash when none was recorded."""
+    if not check:
+        return DASH
+    stats = check.get("statistics") or check
+    met = f"{stats.get('successful', 0)} of {stats.get('evaluated', 0)} expectations met"
+    if check.get("success"):
+        return f"passed, {met}"
+    failed = ", ".join(check.get("failed") or [])
+    return f"FAILED{': ' + failed if failed else ''} ({met})"
+
+
+def data_docs_page(check: dict[str, Any] | None, var: Path) -> Path | None:
+    """The data-docs page a run's purge check names, under the state folder's GX project; None
+    when it names none, or a path outside that project (the dashboard opens nothing else)."""
+    relative = (check or {}).get("data_docs")
+    if not relative:
+        return None
+    page = var / relative
+    try:
+        page.resolve().relative_to((var / GX_FOLDER).resolve())
+    except ValueError:
+        return None
+    return page
 
 
 def run_timing(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import altair as alt
@@ -175,6 +176,7 @@ def _overview(ledger: ui.Ledger) -> None:
                     "tier": r["tier"],
                     "passed": r["passed"],
                     "fallback": r["fallback"],
+                    "purge check": queries.purge_check_outcome(r["purge_check"]),
                     "unlearning": ui.seconds(r["unlearn_seconds"]),
                     "speed-up vs retrain": ui.speedup(r["speedup"]),
                     "finished": ui.when(r["finished_at"]),
@@ -417,6 +419,12 @@ def _certificates(ledger: ui.Ledger) -> None:
         for note in queries.certificate_notes(doc, tickets):
             st.warning(f"Disagrees with the ledger: {ui.md(note)}.", icon=":material/rule:")
         _certificate_facts(doc, row)
+        st.page_link(
+            ui.page_file("models"),
+            label=f"Run {row['run_id']}: its purge check, data docs and verification",
+            icon=":material/model_training:",
+            query_params={"run": str(row["run_id"])},
+        )
         _membership_evidence(doc)
     a, b = st.columns(2)
     if check.path.is_file():
@@ -470,6 +478,14 @@ def _certificate_facts(doc: dict[str, Any], row: dict[str, Any]) -> None:
         "verification": (
             f"{v.get('mode', queries.DASH)}, passed={v.get('passed')}, "
             f"fallback={v.get('fallback') or queries.DASH}"
+        ),
+        "purge check (Great Expectations)": (
+            queries.purge_check_outcome(doc.get("purge_check"))
+            + (
+                f"; result {doc['purge_check'].get('result_id')}"
+                if (doc.get("purge_check") or {}).get("result_id")
+                else ""
+            )
         ),
         "policy": f"{get('policy', 'id')} v{get('policy', 'version')}",
         "audit position": f"{get('audit', 'position')} ({str(get('audit', 'event_hash'))[:16]}…)",
@@ -626,7 +642,7 @@ def _models(ledger: ui.Ledger) -> None:
                 (base.mark_bar() + labels).properties(title="Wall-clock time per run"),
                 width="stretch",
             )
-        _run_detail(runs)
+        _run_detail(runs, ledger.settings.var)
     else:
         st.info("No unlearning run yet.")
 
@@ -651,7 +667,7 @@ def _models(ledger: ui.Ledger) -> None:
         st.info("No dataset or model version recorded yet.")
 
 
-def _run_detail(runs: list[dict[str, Any]]) -> None:
+def _run_detail(runs: list[dict[str, Any]], var: Path) -> None:
     st.subheader("Run detail")
     by_id = {r["id"]: r for r in runs}
     choice = ui.select_from_query(
@@ -683,5 +699,49 @@ def _run_detail(runs: list[dict[str, Any]]) -> None:
         f"models {r['model_before_id']} → {r['model_after_id']} "
         f"(reference {r['reference_model_id'] or queries.DASH})"
     )
-    with st.expander("Verification record and timings"):
-        st.json({"verification": r["record"], "timings": r["timings"]}, expanded=1)
+    _purge_check(r["purge_check"], var)
+    with st.expander("Verification record, purge check and timings"):
+        st.json(
+            {"verification": r["record"], "purge_check": r["purge_check"], "timings": r["timings"]},
+            expanded=1,
+        )
+
+
+def _purge_check(check: dict[str, Any], var: Path) -> None:
+    """The run's purge check (Great Expectations) and its data-docs page: where it lies under
+    the state folder, and to download. (Not shown inline: GX's pages load their scripts from
+    public CDNs, which the dashboard's own origin does not run.)"""
+    if not check:
+        st.caption(
+            "Purge check: none recorded (a run with nothing to erase, or one recorded before "
+            "the ledger kept its purge check)."
+        )
+        return
+    line = (
+        f"**Purge check** (Great Expectations suite {ui.md(str(check.get('suite')))}): "
+        f"{ui.md(queries.purge_check_outcome(check))}."
+    )
+    if check.get("success"):
+        st.success(line, icon=":material/fact_check:")
+    else:
+        st.error(line, icon=":material/rule:")
+    page = queries.data_docs_page(check, var)
+    index = var / queries.DATA_DOCS_INDEX
+    if page is None or not page.is_file():
+        st.warning(
+            f"Its data-docs page is not under `{var / queries.GX_FOLDER}`"
+            + (f" (recorded as `{check['data_docs']}`)." if check.get("data_docs") else ".")
+        )
+        return
+    st.caption(
+        f"Validation result `{check.get('result_id')}`; its data-docs page: `{page}` "
+        f"(every result: `{index}`)."
+    )
+    st.download_button(
+        "Download the purge check's data-docs page (HTML)",
+        data=page.read_bytes(),
+        file_name=f"purge-check-{page.parent.parent.name}.html",
+        mime="text/html",
+        icon=":material/download:",
+        key="purge_docs_download",
+    )

@@ -17,6 +17,8 @@ from tests.dashboard.seed import (
     OVERDUE,
     PROVISIONAL_CERTIFICATE,
     RAW_SUBJECTS,
+    RUN1_PURGE_CHECK,
+    RUN1_PURGE_PAGE,
     RUN1_REFERENCE,
     RUN1_UNLEARNED,
     RUN2_UNLEARNED,
@@ -239,6 +241,37 @@ def test_models_page_shows_figures_times_and_lineage(open_app):
         "unlearned",
     ]
     assert len(at.get("graphviz_chart")) == 1
+
+
+def test_a_runs_purge_check_and_its_data_docs_page_are_shown(open_app, seeded):
+    at = open_app("models", run="1")
+    verdict = next(x.value for x in at.success if "Purge check" in x.value)
+    assert "passed, 6 of 6 expectations met" in verdict
+    where = next(c.value for c in at.caption if "data-docs page" in c.value)
+    assert RUN1_PURGE_CHECK["result_id"] in where and RUN1_PURGE_PAGE in where
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == ["Download the purge check's data-docs page (HTML)"]
+    at = open_app("models", run="2")
+    assert any("Purge check: none recorded" in c.value for c in at.caption)
+    assert not at.get("download_button")
+
+
+def test_the_overview_lists_each_runs_purge_check(open_app):
+    runs = frame_with(open_app("overview"), "purge check").set_index("run")["purge check"]
+    assert runs.to_dict() == {2: "—", 1: "passed, 6 of 6 expectations met"}
+
+
+def test_a_certificate_shows_its_purge_check_and_links_its_run(open_app):
+    at = open_app("certificates", certificate=VALID_CERTIFICATE)
+    facts = frame_with(at, "field").set_index("field")["value"]
+    assert facts["purge check (Great Expectations)"] == (
+        f"passed, 6 of 6 expectations met; result {RUN1_PURGE_CHECK['result_id']}"
+    )
+    links = {link.proto.page: link.proto.query_string for link in at.page_link}
+    assert links == {"models": "run=1"}
+    at = open_app("certificates", certificate=PROVISIONAL_CERTIFICATE)
+    facts = frame_with(at, "field").set_index("field")["value"]
+    assert facts["purge check (Great Expectations)"] == "—"
 
 
 def test_the_models_caption_says_the_auc_check_is_two_sided(open_app):

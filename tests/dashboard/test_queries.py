@@ -17,6 +17,8 @@ from tests.dashboard.seed import (
     ESCALATED,
     OVERDUE,
     RAW_SUBJECTS,
+    RUN1_PURGE_CHECK,
+    RUN1_PURGE_PAGE,
     RUN1_REFERENCE,
     RUN1_RETRAIN_SECONDS,
     RUN1_UNLEARN_SECONDS,
@@ -147,6 +149,27 @@ def test_runs_report_figures_time_and_speedup(data):
     assert run1["tickets"] == ["DSAR-2001", "DSAR-2002"]
     # seeded runs are UnlearnRec's: approximate, unless a fallback retrain certified them
     assert {r["tier"] for r in data["runs"] if r["fallback"] == "—"} == {"approximate"}
+
+
+def test_a_runs_purge_check_is_read_with_its_data_docs_page(data, seeded, tmp_path):
+    run2, run1 = data["runs"]
+    assert run1["purge_check"] == RUN1_PURGE_CHECK and run2["purge_check"] == {}
+    assert queries.purge_check_outcome(run1["purge_check"]) == "passed, 6 of 6 expectations met"
+    assert queries.purge_check_outcome(run2["purge_check"]) == queries.DASH
+    page = queries.data_docs_page(run1["purge_check"], seeded.settings.var)
+    assert page == seeded.settings.var / RUN1_PURGE_PAGE and page.is_file()
+    # A failed check names what failed; a certificate's summary reads the same way.
+    failed = {**RUN1_PURGE_CHECK, "success": False, "failed": ["counts_reconcile"]}
+    failed["statistics"] = {"evaluated": 6, "successful": 5, "unsuccessful": 1}
+    assert queries.purge_check_outcome(failed) == (
+        "FAILED: counts_reconcile (5 of 6 expectations met)"
+    )
+    summary = {"suite": "purge", "success": True, "evaluated": 6, "successful": 6}
+    assert queries.purge_check_outcome(summary) == "passed, 6 of 6 expectations met"
+    # The dashboard opens pages of the state folder's GX project only.
+    assert queries.data_docs_page({"data_docs": "../secrets/key.pem"}, tmp_path) is None
+    assert queries.data_docs_page({"data_docs": "ledger.sqlite"}, tmp_path) is None
+    assert queries.data_docs_page({}, tmp_path) is None
 
 
 def test_the_tier_names_how_the_certified_model_forgot():
