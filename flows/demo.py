@@ -16,7 +16,6 @@ Runs the real tools (DVC, Prefect, Great Expectations, SQLite) from the project'
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -92,7 +91,9 @@ def ensure_data(root: Path) -> Path:
 def run_pipeline(root: Path) -> dict:
     _run([_tool("dvc"), "repro"], root)
     _run([_tool("dvc"), "push", "--quiet"], root)
-    return json.loads((root / "artifacts/evaluation/report.json").read_text())
+    from unlearnrec.experiments.pipeline import load_report
+
+    return load_report(root / "artifacts/evaluation/report.json")
 
 
 def run_demo(root: Path, *, fresh: bool = False, device: str = "auto") -> int:

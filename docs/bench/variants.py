@@ -20,6 +20,7 @@ import argparse
 import copy
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,6 +30,7 @@ from unlearnrec.config import from_dict, load_params
 from unlearnrec.data import read_dataset
 from unlearnrec.evaluation.forgetting import ForgettingConfig, ForgettingProbe
 from unlearnrec.experiments.shared import build_request, make_splits, train_base
+from unlearnrec.graph.bipartite import Graph
 from unlearnrec.unlearning import UnlearnRec, UnlearnRecConfig
 from unlearnrec.unlearning.base import ModelState
 
@@ -57,6 +59,11 @@ def main() -> None:
         default=[],
         help="train.FIELD=VALUE, as the bench's --set (base model and recorded retrain alike)",
     )
+    ap.add_argument(
+        "--cache",
+        help="file keeping the trained base and encoder: reused when it exists (same data, "
+        "--set and params.yaml, or the figures mean nothing), written otherwise",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     params = load_params("params.yaml")
@@ -74,13 +81,30 @@ def main() -> None:
         args.data, min_rating=d.min_rating, seed=d.seed, test_fraction=d.test_fraction
     )
     splits = make_splits(data, d.valid_fraction, d.seed)
-    base, graph, result = train_base(
-        splits, splits.fit, params.model, params.train, torch.device("cpu")
-    )
-    state = ModelState(base, graph, splits.valid, params.train, result.best_epoch)
     defaults = from_dict(UnlearnRecConfig, params.unlearnrec)
     prepared = UnlearnRec(defaults)
-    prepared.prepare(state)
+    if args.cache and Path(args.cache).exists():
+        kept = torch.load(args.cache, weights_only=False)
+        base, best_epoch, prepared.encoder = kept["base"], kept["best_epoch"], kept["encoder"]
+        graph = Graph.from_edges(splits.fit, splits.num_users, splits.num_items, "cpu")
+        state = ModelState(base, graph, splits.valid, params.train, best_epoch)
+        prepared.warm_up(state)
+    else:
+        base, graph, result = train_base(
+            splits, splits.fit, params.model, params.train, torch.device("cpu")
+        )
+        state = ModelState(base, graph, splits.valid, params.train, result.best_epoch)
+        prepared.prepare(state)
+        if args.cache:
+            kept = {"base": base, "best_epoch": result.best_epoch, "encoder": prepared.encoder}
+            torch.save(kept, args.cache)
+    rows = base.embedding.detach()
+    users, items = rows[: base.num_users], rows[base.num_users :]
+    print(
+        f"base rows: RMS users {float(users.pow(2).mean().sqrt()):.3f} items "
+        f"{float(items.pow(2).mean().sqrt()):.3f}; median norm users "
+        f"{float(users.norm(dim=1).median()):.3f} items {float(items.norm(dim=1).median()):.3f}"
+    )
     fc = from_dict(ForgettingConfig, params.forgetting)
     with open(args.reference) as f:
         ref = json.load(f)["methods"]["retrain"]

@@ -111,13 +111,30 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from unlearnrec.experiments.pipeline import format_report
+    from unlearnrec.experiments.pipeline import format_report, load_report
 
     path = Path(args.path)
     if not path.exists():
         raise SystemExit(f"error: {path} not found; run `dvc repro` first")
-    report = json.loads(path.read_text())
+    report = load_report(path)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def cmd_plots(args: argparse.Namespace) -> int:
+    from unlearnrec.experiments.plots import PlotsError, render_plots
+
+    try:
+        written = render_plots(Path.cwd(), Path(args.out), args.revisions)
+    except PlotsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps({"plots": [str(p) for p in written], "index": f"{args.out}/index.html"}))
+    else:
+        for path in written:
+            print(path)
+        print(f"open {args.out}/index.html (no network needed)")
     return 0
 
 
@@ -265,7 +282,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_ladder(args: argparse.Namespace) -> int:
     from unlearnrec.data.splits import Splits
     from unlearnrec.experiments.bench import ladder_for_base, write_retrain_params
-    from unlearnrec.experiments.pipeline import write_json
+    from unlearnrec.experiments.pipeline import write_ladder
 
     for name, path in (("--splits", args.splits), ("--base", args.base)):
         if not Path(path).exists():
@@ -288,7 +305,7 @@ def cmd_ladder(args: argparse.Namespace) -> int:
     if ladder["chosen"] is None:
         _log("no rung reached the base model's validation utility: retrain keeps its own config")
     if args.json:
-        write_json(args.json, record)
+        write_ladder(args.json, record)
     if args.write_params:
         note = (
             f"ladder pick for base {record['base_sha256'][:12]} ({ladder['key']} "
@@ -402,6 +419,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="artifacts/evaluation")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "plots",
+        help="render the pipeline's plots to SVG offline (dvc plots show needs a CDN)",
+    )
+    p.add_argument(
+        "revisions",
+        nargs="*",
+        help="git revisions to compare the workspace with (dvc plots diff), e.g. HEAD~1",
+    )
+    p.add_argument("--out", default="artifacts/plots", help="folder (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="the files written, as JSON")
+    p.set_defaults(func=cmd_plots)
 
     p = sub.add_parser("report", help="print the pipeline's forgetting report")
     p.add_argument("--path", default="artifacts/evaluation/report.json")

@@ -258,7 +258,7 @@ def run_init(
     from unlearnrec.experiments.bench import ladder_for_base
 
     ladder = ladder_for_base(splits, art / "base/model.pt", dev, train=params.train, log=log)
-    pipeline.write_json(art / "ladder/ladder.json", ladder)
+    pipeline.write_ladder(art / "ladder/ladder.json", ladder)
 
     from unlearnrec.compliance.lifecycle import bootstrap
     from unlearnrec.compliance.platform import Platform

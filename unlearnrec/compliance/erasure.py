@@ -4,9 +4,9 @@ The platform keeps interactions in more places than its current dataset version:
 
 - the DVC store (``var/store``): every pinned dataset version, its cache and its remote;
 - the DVC pipeline's input (``params.yaml``'s ``data.path``, ``data/synthetic`` by default,
-  tracked by ``data.dvc``), the project's DVC cache and its local remotes (``.dvc-storage/``),
-  and the pipeline's outputs computed from that input (``artifacts/prepared/splits.npz``, the
-  base model and its encoder);
+  tracked by ``data.dvc``), the project's DVC cache and its local remotes (the project's is
+  ``~/.cache/unlearnrec/dvc-remote``), and the pipeline's outputs computed from that input
+  (``artifacts/prepared/splits.npz``, the base model and its encoder);
 - the ticket files in ``inbox/processed/`` (raw subject ids);
 - model versions trained on, or derived from, data that held erased pairs.
 
@@ -254,14 +254,16 @@ def _dvc_config(dvc_dir: Path) -> list[configparser.ConfigParser]:
 
 
 def _config_path(dvc_dir: Path, value: str) -> Path:
-    """A path in DVC's config: relative ones are relative to the ``.dvc`` folder."""
-    path = Path(value)
+    """A path in DVC's config: ``~`` is the user's home (DVC expands it too); relative ones are
+    relative to the ``.dvc`` folder."""
+    path = Path(value).expanduser()
     return path if path.is_absolute() else (dvc_dir / path).resolve()
 
 
 def local_remotes(dvc_dir: Path) -> list[Path]:
     """The local (filesystem) remotes a DVC repository's config names (``.dvc/config`` and
-    ``config.local``; the project's is ``.dvc-storage/``); URLs with a scheme (s3://, ssh://)
+    ``config.local``; the project's is ``~/.cache/unlearnrec/dvc-remote``, outside the clone and
+    shared by every clone of the user's); URLs with a scheme (s3://, ssh://)
     are skipped: the platform cannot reach into them here, their own retention applies (see
     docs/workflow.md)."""
     out = []
@@ -769,7 +771,7 @@ def sync_pipeline(platform: Platform) -> SyncResult:
                 stale |= _dir_entries(root, md5)
         # Older versions of the input (pushed before the one the .dvc file recorded last) and
         # splits computed from them: found by their content, in the cache and every local
-        # remote (the project's .dvc-storage/ included).
+        # remote (the project's ~/.cache/unlearnrec/dvc-remote included).
         with scratch_dir(platform.settings.var, "pipeline-objects") as tmp:
             stale |= objects_holding_erased(roots, erased, files, platform.pseudonymise, tmp) - keep
         result.purged_objects = _delete_objects(roots, stale)

@@ -5,6 +5,7 @@ Kept free of pydantic / SQL / Prefect imports so that it runs on the bare GPU ma
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import threading
@@ -584,6 +585,17 @@ def ladder_for_base(
         "ladder": found.to_dict(),
         "retrain": ladder_overrides(chosen, base_train),
     }
+
+
+def ladder_timings(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:
+    """``record`` (:func:`ladder_for_base`'s) without its rungs' wall-clock seconds, and those
+    seconds as a flat mapping (``rung<i>_seconds_to_best``, ``rung<i>_seconds``)."""
+    kept = copy.deepcopy(record)
+    seconds: dict[str, float] = {}
+    for i, rung in enumerate(kept["ladder"]["rungs"]):
+        for key in ("seconds_to_best", "seconds"):
+            seconds[f"rung{i}_{key}"] = round(float(rung.pop(key)), 3)
+    return kept, seconds
 
 
 def write_retrain_params(path: str | Path, overrides: dict[str, Any], note: str) -> None:

@@ -1,7 +1,13 @@
-"""The DVC pipeline's stages (prepare -> train -> pretrain -> evaluate) as plain functions.
+"""The DVC pipeline's stages (prepare -> train -> pretrain, ladder -> evaluate) as plain functions.
 
 Each stage reads its inputs, calls the library, and writes its outputs atomically under
 ``artifacts/``; ``dvc.yaml`` runs them through the CLI. Nothing here writes into ``data/``.
+
+What DVC hashes is deterministic: the same inputs give the same bytes (model and encoder files,
+splits, reports, ``metrics.json``), so ``dvc.lock`` and the git-tracked metrics only change when
+a result does. Wall-clock seconds differ on every run: they go to ``timings.json`` beside each
+stage's outputs, which neither DVC nor git tracks (``dvc metrics show artifacts/*/timings.json``
+reads them). Metrics files hold figures only; hashes and names live in the outputs themselves.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from unlearnrec import __version__
 from unlearnrec.config import Params, from_dict, to_dict
 from unlearnrec.data.splits import Splits
 from unlearnrec.evaluation.forgetting import ForgettingConfig, forgetting_report
@@ -30,6 +37,30 @@ from unlearnrec.unlearning.unlearnrec import load_encoder, save_encoder
 
 def write_json(path: str | Path, value: Any) -> None:
     atomic_write_text(path, json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+
+
+TIMINGS = "timings.json"  # beside a stage's outputs; untracked (see the module's docstring)
+
+
+def write_timings(folder: str | Path, seconds: dict[str, float]) -> None:
+    write_json(Path(folder) / TIMINGS, {k: round(float(v), 3) for k, v in seconds.items()})
+
+
+def write_ladder(path: str | Path, record: dict[str, Any]) -> None:
+    """A ladder record (``bench.ladder_for_base``'s) at ``path``, its rungs' wall-clock seconds
+    beside it in ``<name>.timings.json``: they differ on every run, so the record (the ``ladder``
+    stage's DVC output) only changes when what the ladder found does."""
+    from unlearnrec.experiments.bench import ladder_timings
+
+    kept, seconds = ladder_timings(record)
+    write_json(path, kept)
+    write_json(Path(path).with_suffix(".timings.json"), seconds)
+
+
+def read_timings(folder: str | Path) -> dict[str, float]:
+    """A stage's ``timings.json`` ({} when the stage has not run here)."""
+    path = Path(folder) / TIMINGS
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def write_csv(path: str | Path, rows: list[dict[str, Any]]) -> None:
@@ -48,7 +79,11 @@ def prepare(params: Params, out: Path) -> Splits:
     """Read the dataset, carve the validation split, write ``splits.npz`` and ``stats.json``."""
     data, splits = load_splits(params.data)
     splits.save(out / "splits.npz")
-    write_json(out / "stats.json", {**data.stats(), **splits.stats()})
+    stats = {**data.stats(), **splits.stats()}
+    # figures only: the name and the content hash are in splits.npz (``Splits.load``)
+    write_json(
+        out / "stats.json", {k: v for k, v in stats.items() if k not in ("name", "data_hash")}
+    )
     return splits
 
 
@@ -76,18 +111,20 @@ def train(
         "valid": result.best_valid,
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
-        "seconds": round(result.seconds, 3),
-        "seconds_to_best": round(result.seconds_to_best, 3),
     }
-    digest = save_checkpoint(
+    save_checkpoint(
         out / "model.pt",
         model,
         train_config=to_dict(params.train),
         data_hash=splits.data_hash,
         metrics=metrics,
         extra={"splits_sha256": sha256_file(splits_path)},
+        # the package's version, not the commit: a commit that leaves the stage's code alone
+        # must not change the model's bytes (dvc.lock records the code it depends on)
+        code=__version__,
     )
-    write_json(out / "metrics.json", {**metrics, "model_sha256": digest})
+    write_json(out / "metrics.json", metrics)
+    write_timings(out, {"seconds": result.seconds, "seconds_to_best": result.seconds_to_best})
     write_csv(
         out / "curve.csv",
         [
@@ -100,7 +137,7 @@ def train(
             if any(k.startswith("valid_") for k in r)
         ],
     )
-    return metrics
+    return {**metrics, **read_timings(out)}
 
 
 # -- pretrain -----------------------------------------------------------------------------------
@@ -123,15 +160,11 @@ def pretrain(
     method.on_pretrain = on_request
     state = ModelState(ckpt.model, graph, splits.valid, params.train, fit_epochs_of(ckpt.meta))
     seconds = method.prepare(state)
-    digest = save_encoder(out / "encoder.pt", method, sha256_file(base_path))
+    save_encoder(out / "encoder.pt", method, sha256_file(base_path))
     last = method.pretrain_history[-1] if method.pretrain_history else {}
-    metrics = {
-        "seconds": round(seconds, 3),
-        "final_loss": last.get("loss"),
-        "requests": len(method.pretrain_history),
-        "encoder_sha256": digest,
-    }
+    metrics = {"final_loss": last.get("loss"), "requests": len(method.pretrain_history)}
     write_json(out / "metrics.json", metrics)
+    write_timings(out, {"seconds": seconds})
     write_csv(
         out / "curve.csv",
         [
@@ -139,7 +172,7 @@ def pretrain(
             for r in method.pretrain_history
         ],
     )
-    return metrics
+    return {**metrics, **read_timings(out)}
 
 
 # -- evaluate -----------------------------------------------------------------------------------
@@ -187,17 +220,37 @@ def evaluate(
         valid_edges=splits.valid,
         config=from_dict(ForgettingConfig, params.forgetting),
     )
-    result = {
-        **report.to_dict(),
-        "seconds": {
-            "unlearnrec": outcome.seconds,
-            "retrain": reference.seconds,
-            "speedup": reference.seconds / max(outcome.seconds, 1e-9),
-        },
-        "retrain": {"overrides": overrides, "source": source},
-    }
+    result = {**report.to_dict(), "retrain": {"overrides": overrides, "source": source}}
     write_json(out / "report.json", result)
-    return result
+    write_json(out / "metrics.json", headline(result))
+    seconds = {
+        "unlearnrec": outcome.seconds,
+        "retrain": reference.seconds,
+        "speedup": reference.seconds / max(outcome.seconds, 1e-9),
+    }
+    write_timings(out, seconds)
+    return {**result, "seconds": read_timings(out)}
+
+
+def load_report(path: str | Path) -> dict[str, Any]:
+    """The evaluate stage's ``report.json`` with the ``seconds`` of the ``timings.json`` beside
+    it (none when the stage ran elsewhere, e.g. outputs from ``dvc pull``)."""
+    path = Path(path)
+    report = json.loads(path.read_text())
+    seconds = read_timings(path.parent)
+    return {**report, "seconds": seconds} if seconds else report
+
+
+def headline(report: dict[str, Any]) -> dict[str, Any]:
+    """The forgetting report's figures for ``dvc metrics`` (the report itself is a plain
+    output): the verdict, the ratios to the reference, and both models' membership figures."""
+    figures = ("mi_bf", "mi_ng", "mia_auc")
+    return {
+        "passed": report["passed"],
+        "ratios": report["ratios"],
+        "unlearned": {k: report["unlearned"][k] for k in figures},
+        "reference": {k: report["reference"][k] for k in figures},
+    }
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -229,11 +282,12 @@ def format_report(report: dict[str, Any]) -> str:
     for name, o, a, b in rows:
         o_s = f"{o:10.4f}" if o is not None else f"{'-':>10}"
         lines.append(f"{name:<10}{o_s}{a:11.4f}{b:10.4f}")
-    s = report["seconds"]
-    lines.append(
-        f"seconds: unlearnrec {s['unlearnrec']:.2f}, retrain {s['retrain']:.2f} "
-        f"(speed-up {s['speedup']:.1f}x)"
-    )
+    s = report.get("seconds") or {}
+    if s:  # timings.json beside the report (absent where the stage ran elsewhere)
+        lines.append(
+            f"seconds: unlearnrec {s['unlearnrec']:.2f}, retrain {s['retrain']:.2f} "
+            f"(speed-up {s['speedup']:.1f}x)"
+        )
     verdict = "PASS" if report["passed"] else "FAIL"
     lines.append(
         f"verdict: {verdict}" + (f" ({'; '.join(report['reasons'])})" if report["reasons"] else "")

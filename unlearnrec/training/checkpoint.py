@@ -79,12 +79,14 @@ def save_checkpoint(
     metrics: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
     weights: bool = True,
+    code: str | None = None,
 ) -> str:
     """Save a model with everything needed to rebuild and audit it; returns the file's sha256.
 
     ``weights=False`` keeps the record only (configs, data hash, lineage, metrics): for a model
     whose weights live in files of their own (a sharded model's sub-models, named with their
-    sha256 in ``extra``), read back with :func:`read_checkpoint_meta`."""
+    sha256 in ``extra``), read back with :func:`read_checkpoint_meta`. ``code``: the code version
+    to record (default :func:`code_version`, which names the commit)."""
     state = model.state_dict() if weights else {}
     payload = {
         "format": FORMAT,
@@ -92,7 +94,7 @@ def save_checkpoint(
         "state_dict": {k: v.detach().cpu() for k, v in state.items()},
         "train_config": train_config or {},
         "data_hash": data_hash,
-        "code_version": code_version(),
+        "code_version": code_version() if code is None else code,
         "metrics": metrics or {},
         "extra": extra or {},
     }

@@ -1,9 +1,9 @@
 """One data world on a project laid out as the repository is: the pipeline reads the dataset
 ``params.yaml``'s ``data.path`` names (here ``data/own``, not the bundled one), DVC pushes to the
-repository's own remote (``.dvc/config``: ``.dvc-storage/`` in the clone). After a certified
-erasure and its final check:
+repository's own remote (``.dvc/config``: ``~/.cache/unlearnrec/dvc-remote``, outside the clone;
+a home of the test's own here). After a certified erasure and its final check:
 
-- no version of the input in the cache or in ``.dvc-storage/`` holds the erased people, an
+- no version of the input in the cache or in the remote holds the erased people, an
   older version pushed before the one ``data.dvc`` recorded last included;
 - ``dvc repro`` (its ``prepare`` stage, the one that reads the data; the later stages read only
   its ``splits.npz``) computes the splits from the erased-free input: the erased pairs do not
@@ -89,13 +89,16 @@ def _pipeline(home: Path) -> None:
 
 @pytest.fixture()
 def erased_project(tiny_artifacts, tmp_path, monkeypatch):
+    # the clone's remote lies under the user's home (~/.cache/unlearnrec/dvc-remote): a home of
+    # the test's own, so nothing outside tmp_path is written or purged
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
     home = make_home(tiny_artifacts, tmp_path / "home", monkeypatch)
     (home / "data" / "synthetic").rename(home / DATA)
     _pipeline(home)
     _dvc(home, "init", "--no-scm", "-q")
     shutil.copyfile(ROOT / ".dvc" / "config", home / ".dvc" / "config")  # the clone's remote
     _dvc(home, "config", "core.no_scm", "true")  # a scratch project is no git repository
-    storage = home / ".dvc-storage"
+    storage = tmp_path / "user" / ".cache" / "unlearnrec" / "dvc-remote"
     assert local_remotes(home / ".dvc") == [storage]
     # Version A of the input, pushed; then version B (the same people, other bytes), pushed
     # and recorded by data.dvc: the remote keeps both.
