@@ -187,6 +187,12 @@ def _overview(ledger: ui.Ledger) -> None:
         hide_index=True,
         key="last_runs",
     )
+    index = ledger.settings.var / queries.DATA_DOCS_INDEX
+    if index.is_file():
+        st.caption(
+            "Validation reports (Great Expectations data docs: each pass's ticket batch and each "
+            f"run's purge check): `{index}`"
+        )
 
 
 # -- tickets ------------------------------------------------------------------------------------

@@ -422,6 +422,7 @@ def seed_ledger(
         page = settings.var / RUN1_PURGE_PAGE
         page.parent.mkdir(parents=True, exist_ok=True)
         page.write_text("<html><body><h1>purge: 6 of 6 expectations met</h1></body></html>")
+        (page.parents[4] / "index.html").write_text("<html><body>data docs</body></html>")
         session.add(run1)
         append_event(
             session,

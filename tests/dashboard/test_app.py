@@ -256,9 +256,13 @@ def test_a_runs_purge_check_and_its_data_docs_page_are_shown(open_app, seeded):
     assert not at.get("download_button")
 
 
-def test_the_overview_lists_each_runs_purge_check(open_app):
-    runs = frame_with(open_app("overview"), "purge check").set_index("run")["purge check"]
+def test_the_overview_lists_each_runs_purge_check_and_the_data_docs(open_app, seeded):
+    at = open_app("overview")
+    runs = frame_with(at, "purge check").set_index("run")["purge check"]
     assert runs.to_dict() == {2: "—", 1: "passed, 6 of 6 expectations met"}
+    reports = next(c.value for c in at.caption if c.value.startswith("Validation reports"))
+    index = seeded.settings.var / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    assert str(index) in reports and index.is_file()
 
 
 def test_a_certificate_shows_its_purge_check_and_links_its_run(open_app):
