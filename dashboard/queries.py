@@ -315,6 +315,16 @@ def purge_check_outcome(check: dict[str, Any] | None) -> str:
     return f"FAILED{': ' + failed if failed else ''} ({met})"
 
 
+def purge_check_brief(check: dict[str, Any] | None) -> str:
+    """``"passed 6/6"`` or ``"FAILED 5/6"`` (expectations met / evaluated) for a table cell; the
+    failed checks' names are in :func:`purge_check_outcome`."""
+    if not check:
+        return DASH
+    stats = check.get("statistics") or check
+    met = f"{stats.get('successful', 0)}/{stats.get('evaluated', 0)}"
+    return f"passed {met}" if check.get("success") else f"FAILED {met}"
+
+
 def data_docs_page(check: dict[str, Any] | None, var: Path) -> Path | None:
     """The data-docs page a run's purge check names, under the state folder's GX project; None
     when it names none, or a path outside that project (the dashboard opens nothing else)."""
@@ -387,16 +397,25 @@ def _figures(run_row: dict[str, Any], model: str) -> Figures | None:
 
 
 def metric_table(run_rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per run: each figure for the unlearned model and the reference side by side."""
+    """One row per (run, figure): the unlearned model's value beside the retrained reference's
+    (None where the run has no reference yet), with the run's verification mode, verdict and
+    fallback. Long rather than wide, so the table stays a few columns across."""
     out = []
     for r in run_rows:
-        row: dict[str, Any] = {"run": r["id"], "mode": r["mode"], "passed": r["passed"]}
-        for model, short in (("unlearned", "unlearned"), ("reference", "reference")):
-            figures = _figures(r, model) or Figures()
-            for key, label in METRICS.items():
-                row[f"{label} ({short})"] = _number(figures.get(key))
-        row["fallback"] = r["fallback"]
-        out.append(row)
+        unlearned = _figures(r, "unlearned") or Figures()
+        reference = _figures(r, "reference") or Figures()
+        for key, label in METRICS.items():
+            out.append(
+                {
+                    "run": r["id"],
+                    "metric": label,
+                    "unlearned": _number(unlearned.get(key)),
+                    "reference": _number(reference.get(key)),
+                    "mode": r["mode"],
+                    "passed": r["passed"],
+                    "fallback": r["fallback"],
+                }
+            )
     return out
 
 

@@ -302,6 +302,11 @@ def when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else queries.DASH
 
 
+def stamp(value: datetime | None) -> str:
+    """``when`` without the zone, for a table whose header says "(UTC)"."""
+    return value.strftime("%Y-%m-%d %H:%M") if value else queries.DASH
+
+
 def seconds(value: float | None) -> str:
     return f"{value:,.2f} s" if value is not None else queries.DASH
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -10,12 +11,10 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import evidence, queries, ui
+from dashboard import evidence, queries, tables, ui
 from unlearnrec.ledger import TicketStatus, utcnow
 
 STATUS_ORDER = list(TicketStatus.ALL)
-# The flag column wide enough for "OVERDUE ESCALATED".
-FLAG_COLUMN = {"flag": st.column_config.TextColumn("flag", width="medium")}
 MODEL_ORDER = ["unlearned", "reference"]
 _RED, _AMBER = "background-color: #fde2e1", "background-color: #fff3cd"
 
@@ -43,8 +42,8 @@ def _ticket_frame(rows: list[dict[str, Any]], now) -> pd.DataFrame:
                 "legal basis": r["legal_basis"],
                 "subject (pseudonym)": r["subject_pseudonym"],
                 "items": r["items"],
-                "received": ui.when(r["received_at"]),
-                "deadline": ui.when(r["deadline_at"]),
+                "received": ui.stamp(r["received_at"]),
+                "deadline": ui.stamp(r["deadline_at"]),
                 "time left": (
                     queries.DASH
                     if r["status"] not in TicketStatus.OPEN
@@ -118,9 +117,9 @@ def _overview(ledger: ui.Ledger) -> None:
             f"{audit['anchors']} certificate files' anchors are all in it."
         )
 
-    left, right = st.columns([2, 3])
+    st.subheader("Tickets by status")
+    left, right = st.columns([3, 2])
     with left:
-        st.subheader("Tickets by status")
         frame = pd.DataFrame({"status": list(counts), "tickets": list(counts.values())})
         chart = (
             alt.Chart(frame)
@@ -134,29 +133,31 @@ def _overview(ledger: ui.Ledger) -> None:
             .properties(height=260)
         )
         st.altair_chart(chart, width="stretch")
-        st.dataframe(frame, hide_index=True, key="status_counts", height="content")
     with right:
-        st.subheader("Deadlines ahead")
-        if due:
-            frame = pd.DataFrame(
-                [
-                    {
-                        "external id": d["external_id"],
-                        "status": d["status"],
-                        "flag": d["flag"],
-                        "deadline": ui.when(d["deadline_at"]),
-                        "time left": d["time_left"],
-                        "kind": d["kind"],
-                        "legal basis": d["legal_basis"],
-                    }
-                    for d in due
-                ]
-            )
-            st.dataframe(
-                _highlight(frame), hide_index=True, key="deadlines", column_config=FLAG_COLUMN
-            )
-        else:
-            st.info("No open tickets: nothing is due.")
+        st.dataframe(frame, hide_index=True, key="status_counts", height="content")
+
+    # Full width: the deadline and the countdown must never be the columns cut off.
+    st.subheader("Deadlines ahead")
+    if due:
+        frame = pd.DataFrame(
+            [
+                {
+                    "external id": d["external_id"],
+                    "status": d["status"],
+                    "flag": d["flag"],
+                    "time left": d["time_left"],
+                    "deadline": ui.stamp(d["deadline_at"]),
+                    "kind": d["kind"],
+                    "legal basis": d["legal_basis"],
+                }
+                for d in due
+            ]
+        )
+        st.dataframe(
+            _highlight(frame), hide_index=True, key="deadlines", column_config=tables.DEADLINES
+        )
+    else:
+        st.info("No open tickets: nothing is due.")
 
     st.subheader("Last runs")
     runs = ui.load_runs(ledger.url)[:5]
@@ -176,16 +177,21 @@ def _overview(ledger: ui.Ledger) -> None:
                     "tier": r["tier"],
                     "passed": r["passed"],
                     "fallback": r["fallback"],
-                    "purge check": queries.purge_check_outcome(r["purge_check"]),
+                    "purge check": queries.purge_check_brief(r["purge_check"]),
                     "unlearning": ui.seconds(r["unlearn_seconds"]),
                     "speed-up vs retrain": ui.speedup(r["speedup"]),
-                    "finished": ui.when(r["finished_at"]),
+                    "finished": ui.stamp(r["finished_at"]),
                 }
                 for r in runs
             ]
         ),
         hide_index=True,
         key="last_runs",
+        column_config=tables.LAST_RUNS,
+    )
+    st.caption(
+        "Each run's stage, tier, fallback and interactions removed: its Run detail under Models "
+        "and data (or the table's Show/hide columns button)."
     )
     index = ledger.settings.var / queries.DATA_DOCS_INDEX
     if index.is_file():
@@ -239,12 +245,16 @@ def _tickets(ledger: ui.Ledger) -> None:
         deadline=deadline,
         search=search,
     )
-    st.caption(f"{len(shown)} of {len(rows)} tickets. Subjects are shown as pseudonyms only.")
+    st.caption(
+        f"{len(shown)} of {len(rows)} tickets. Subjects are shown as pseudonyms only. The "
+        "pseudonym, received, items, run and certificate: in the ticket detail below (or the "
+        "table's Show/hide columns button)."
+    )
     st.dataframe(
         _highlight(_ticket_frame(shown, now)),
         hide_index=True,
         key="tickets_table",
-        column_config=FLAG_COLUMN,
+        column_config=tables.TICKETS,
     )
     if not shown:
         st.info("No ticket matches these filters.")
@@ -304,6 +314,7 @@ def _ticket_detail(ledger: ui.Ledger, t: dict[str, Any], now) -> None:
         hide_index=True,
         key="ticket_facts",
         height="content",
+        column_config=tables.FACTS,
     )
     links = st.columns(2)
     if t["run_id"] is not None:
@@ -324,13 +335,23 @@ def _ticket_detail(ledger: ui.Ledger, t: dict[str, Any], now) -> None:
     events = ui.load_timeline(ledger.url, t["id"], t["run_id"])
     st.dataframe(
         pd.DataFrame(
-            [{**e, "at": ui.when(e["at"])} for e in events],
+            [{**e, "at": ui.stamp(e["at"])} for e in events],
             columns=["position", "at", "actor", "action", "entity", "details", "hash"],
         ),
         hide_index=True,
         key="timeline",
         height="content",
+        column_config=tables.TIMELINE,
     )
+    with st.expander("The events in full: details and hashes"):
+        st.markdown(
+            "\n".join(
+                f"- **{e['position']}** · {ui.md(ui.when(e['at']))} · {ui.md(e['action'])} · "
+                f"hash {ui.md(e['hash'])}…: {ui.md(e['details'])}"
+                for e in events
+            )
+            or queries.DASH
+        )
 
 
 # -- certificates -------------------------------------------------------------------------------
@@ -361,7 +382,7 @@ def _certificates(ledger: ui.Ledger) -> None:
                     "status": r["status"],
                     "tickets": ", ".join(r["tickets"]),
                     "run": r["run_id"],
-                    "issued": ui.when(r["issued_at"]),
+                    "issued": ui.stamp(r["issued_at"]),
                     "audit position": r["audit_position"],
                     "file": queries.certificate_path(r, ledger.settings.home).name,
                 }
@@ -373,6 +394,7 @@ def _certificates(ledger: ui.Ledger) -> None:
         ),
         hide_index=True,
         key="certificates_table",
+        column_config=tables.CERTIFICATES,
     )
 
     revoked = ui.load_revocations(ledger.url)
@@ -382,7 +404,20 @@ def _certificates(ledger: ui.Ledger) -> None:
             "Signed but never recorded in the ledger (a run stopped between signing and its "
             "commit): revoked and deleted. A copy of one does not verify against the ledger."
         )
-        st.dataframe(pd.DataFrame(revoked), hide_index=True, key="revoked_table")
+        st.dataframe(
+            pd.DataFrame(revoked),
+            hide_index=True,
+            key="revoked_table",
+            column_config=tables.REVOKED,
+        )
+        with st.expander("Revocation reasons in full"):
+            st.markdown(
+                "\n".join(
+                    f"- {ui.md(r['certificate'])} (audit position {r['audit position']}): "
+                    f"{ui.md(r['reason'] or queries.DASH)}"
+                    for r in revoked
+                )
+            )
 
     st.subheader("Certificate detail")
     by_id = {r["certificate_id"]: r for r in rows}
@@ -485,14 +520,9 @@ def _certificate_facts(doc: dict[str, Any], row: dict[str, Any]) -> None:
             f"{v.get('mode', queries.DASH)}, passed={v.get('passed')}, "
             f"fallback={v.get('fallback') or queries.DASH}"
         ),
-        "purge check (Great Expectations)": (
-            queries.purge_check_outcome(doc.get("purge_check"))
-            + (
-                f"; result {doc['purge_check'].get('result_id')}"
-                if (doc.get("purge_check") or {}).get("result_id")
-                else ""
-            )
-        ),
+        "purge check (Great Expectations)": queries.purge_check_outcome(doc.get("purge_check")),
+        # Its own row: a result id is a long path, too long to share a cell with the outcome.
+        "purge check result": (doc.get("purge_check") or {}).get("result_id") or queries.DASH,
         "policy": f"{get('policy', 'id')} v{get('policy', 'version')}",
         "audit position": f"{get('audit', 'position')} ({str(get('audit', 'event_hash'))[:16]}…)",
         "issued": get("issued_at"),
@@ -504,6 +534,7 @@ def _certificate_facts(doc: dict[str, Any], row: dict[str, Any]) -> None:
         hide_index=True,
         key="cert_facts",
         height="content",
+        column_config=tables.FACTS,
     )
 
 
@@ -584,14 +615,12 @@ def _models(ledger: ui.Ledger) -> None:
                 .resolve_scale(y="independent")
             )
             st.altair_chart(chart)
-        table = queries.metric_table(runs)
         st.dataframe(
-            pd.DataFrame(table),
+            pd.DataFrame(queries.metric_table(runs)),
             hide_index=True,
             key="metric_table",
-            column_config={
-                c: st.column_config.NumberColumn(format="%.4f") for c in table[0] if "(" in c
-            },
+            column_config=tables.METRICS,
+            placeholder=queries.DASH,
         )
         st.caption(
             "MI-BF / MI-NG: membership-inference ratios on the erased edges (higher means more "
@@ -626,6 +655,7 @@ def _models(ledger: ui.Ledger) -> None:
             ),
             hide_index=True,
             key="timing_table",
+            column_config=tables.TIMING,
         )
         timed = [
             {"run": f"run {r['id']}", "what": what, "seconds": r[col]}
@@ -657,20 +687,70 @@ def _models(ledger: ui.Ledger) -> None:
         st.graphviz_chart(queries.lineage_dot(datasets, models_))
         st.markdown("**Dataset versions** (DVC-tracked)")
         st.dataframe(
-            pd.DataFrame([{**d, "created_at": ui.when(d["created_at"])} for d in datasets]),
+            pd.DataFrame(
+                [
+                    {
+                        **d,
+                        "dvc": tables.short(d["dvc_md5"]),
+                        "content": tables.short(d["content_hash"]),
+                        "created_at": ui.stamp(d["created_at"]),
+                    }
+                    for d in datasets
+                ],
+                columns=_DATASET_COLUMNS,
+            ),
             hide_index=True,
             key="datasets_table",
             placeholder=queries.DASH,
+            column_config=tables.DATASET_VERSIONS,
         )
         st.markdown("**Model versions**")
         st.dataframe(
-            pd.DataFrame([{**m, "created_at": ui.when(m["created_at"])} for m in models_]),
+            pd.DataFrame(
+                [
+                    {
+                        **m,
+                        "sha": tables.short(m["sha256"]),
+                        "dvc": tables.short(m["dvc_md5"]),
+                        "created_at": ui.stamp(m["created_at"]),
+                    }
+                    for m in models_
+                ],
+                columns=_MODEL_COLUMNS,
+            ),
             hide_index=True,
             key="models_table",
             placeholder=queries.DASH,
+            column_config=tables.MODEL_VERSIONS,
         )
+        with st.expander("Versions in full: hashes and model metrics"):
+            st.markdown(
+                "\n".join(
+                    [
+                        f"- dataset {d['id']}: dvc md5 {ui.md(d['dvc_md5'])}, content hash "
+                        f"{ui.md(d['content_hash'])}"
+                        for d in datasets
+                    ]
+                    + [
+                        f"- model {m['id']}: sha256 {ui.md(m['sha256'])}, dvc md5 "
+                        f"{ui.md(m['dvc_md5'])}"
+                        for m in models_
+                    ]
+                )
+            )
+            st.json({f"model {m['id']}": json.loads(m["metrics"]) for m in models_}, expanded=1)
     else:
         st.info("No dataset or model version recorded yet.")
+
+
+_DATASET_COLUMNS = [
+    "id", "dvc", "content", "parent_id", "run_id", "users", "items", "interactions",
+    "holds_erased_data", "purged", "created_at", "dvc_md5", "content_hash",
+]  # fmt: skip
+_MODEL_COLUMNS = [
+    "id", "kind", "sha", "dvc", "dataset_version_id", "parent_id", "run_id", "created_at",
+    "sha256", "dvc_md5", "metrics",
+]  # fmt: skip
 
 
 def _run_detail(runs: list[dict[str, Any]], var: Path) -> None:
@@ -698,7 +778,8 @@ def _run_detail(runs: list[dict[str, Any]], var: Path) -> None:
     if r["error"]:
         st.error(f"Run error: {ui.md(r['error'])}")
     st.markdown(
-        f"Tickets: {ui.md(', '.join(r['tickets']))} · removed interactions: "
+        f"Status {ui.md(r['status'])}, stage {ui.md(r['stage'])} · "
+        f"tickets: {ui.md(', '.join(r['tickets']))} · removed interactions: "
         f"{r['removed_count']} · method {ui.md(r['method'])} on {ui.md(r['device'])} · "
         f"policy {ui.md(str(r['policy']))} · "
         f"datasets {r['dataset_before_id']} → {r['dataset_after_id']} · "

@@ -9,8 +9,10 @@ Developer tooling run from the repository root; not part of the shipped packages
 
 The check (seeded ledger, ``tests.dashboard.seed``): a wrong password is refused and shows no
 data; the right one opens a deep link to a certificate, which shows PASS; the tampered
-certificate shows FAIL; every page renders without an exception. Screenshots and the server log
-go to ``--out``.
+certificate shows FAIL; every page renders without an exception; and at a laptop's widths
+(``SCREENS``: 1400x900 and 1280x800) no table on any page is wider than its frame, so no column
+hides behind a horizontal scroll. Screenshots (one per page and width) and the server log go to
+``--out``.
 
 ``--screenshots DIR``: one screenshot per page, from the ledger the demo left in
 ``var/ledger.sqlite`` when there is one (copied to a temporary folder first, so ``var/`` is only
@@ -54,6 +56,8 @@ CHROMIUM_FLAGS = [
     "--disable-dev-shm-usage",
 ]
 TIMEOUT_MS = 30_000
+# The laptop screens every page's tables must fit (width, height in CSS pixels).
+SCREENS = ((1400, 900), (1280, 800))
 PAGE_TITLES = {name: title for name, (_, title, _) in PAGES.items()}
 
 
@@ -148,6 +152,51 @@ def _no_exception(page, where: str) -> None:
         raise CheckFailed(f"{where}: the page shows an exception")
 
 
+# Each st.dataframe is a glide-data-grid canvas; its ``.dvn-scroller`` is the element that
+# scrolls, so a scrollWidth beyond its clientWidth is a column out of view on first sight. The
+# grid's accessible table names the columns (``role=columnheader``) for the message.
+_TABLE_WIDTHS = """() => Array.from(document.querySelectorAll('[data-testid="stDataFrame"]'))
+  .map(el => {
+    const s = el.querySelector('.dvn-scroller');
+    return {
+      columns: Array.from(el.querySelectorAll('[role="columnheader"]')).map(h => h.textContent),
+      content: s ? s.scrollWidth : null,
+      visible: s ? s.clientWidth : null,
+    };
+  })"""
+
+
+def cut_off_tables(page, where: str) -> list[str]:
+    """One sentence per table on the page whose columns do not all fit its visible width."""
+    tables = page.evaluate(_TABLE_WIDTHS)
+    problems = []
+    for i, t in enumerate(tables, 1):
+        if t["content"] is None:
+            problems.append(f"{where}: table {i} has no grid scroller (Streamlit changed?)")
+        elif t["content"] > t["visible"] + 1:  # 1 px: sub-pixel rounding of the two measures
+            problems.append(
+                f"{where}: table {i} ({', '.join(t['columns'][:3])}, …) is {t['content']} px "
+                f"wide in a {t['visible']} px frame: its right-hand columns are cut off"
+            )
+    return problems
+
+
+def _screens(page, out: Path, name: str, shots: list[Path]) -> list[str]:
+    """At each laptop screen: the page's tables measured, then a screenshot of the page."""
+    problems = []
+    for width, height in SCREENS:
+        page.set_viewport_size({"width": width, "height": height})
+        _settle(page)
+        found = cut_off_tables(page, f"{name} at {width}x{height}")
+        if not page.locator('[data-testid="stDataFrame"]').count():
+            found.append(f"{name} at {width}x{height}: no table found to measure")
+        problems += found
+        shots.append(_shoot(page, out / f"{name}-{width}x{height}.png", height=height))
+        _say(f"{name} at {width}x{height}: " + ("; ".join(found) or "every table fits"))
+    page.set_viewport_size({"width": SCREENS[0][0], "height": SCREENS[0][1]})
+    return problems
+
+
 def _login(page, url: str, password: str) -> None:
     page.goto(url)
     field = page.get_by_label("Password", exact=True)
@@ -156,19 +205,21 @@ def _login(page, url: str, password: str) -> None:
     page.get_by_role("button", name="Log in").click()
 
 
-def _shoot(page, path: Path) -> Path:
+def _shoot(page, path: Path, *, height: int = 900) -> Path:
     """A screenshot of the whole page: the viewport grows to the main area's height first
-    (Streamlit scrolls inside its main container, which full-page capture would cut off)."""
-    height = page.evaluate(
+    (Streamlit scrolls inside its main container, which full-page capture would cut off), then
+    goes back to ``height``."""
+    page_height = page.evaluate(
         "() => { const m = document.querySelector('[data-testid=\"stMain\"]');"
         " return m ? m.scrollHeight : document.body.scrollHeight; }"
     )
-    width = page.viewport_size["width"] if page.viewport_size else 1400
-    page.set_viewport_size({"width": width, "height": max(900, min(int(height) + 40, 4000))})
+    width = page.viewport_size["width"] if page.viewport_size else SCREENS[0][0]
+    full = max(height, min(int(page_height) + 40, 4000))
+    page.set_viewport_size({"width": width, "height": full})
     _settle(page, extra_ms=600)
     path.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(path), full_page=True)
-    page.set_viewport_size({"width": width, "height": 900})
+    page.set_viewport_size({"width": width, "height": height})
     return path
 
 
@@ -190,7 +241,8 @@ def browser(chromium: str) -> Iterator:
 
 
 def _page(b):
-    context = b.new_context(viewport={"width": 1400, "height": 900}, device_scale_factor=1)
+    width, height = SCREENS[0]
+    context = b.new_context(viewport={"width": width, "height": height}, device_scale_factor=1)
     context.set_default_timeout(TIMEOUT_MS)
     return context.new_page()
 
@@ -204,6 +256,7 @@ def run_check(out: Path, chromium: str) -> list[Path]:
     password = secrets.token_urlsafe(12)
     with tempfile.TemporaryDirectory(prefix="unlearnrec-e2e-") as tmp:
         seeded = seed_ledger(Path(tmp) / "home")
+        _revoke_one(seeded.settings.database_url)
         env = {**seeded.env(), ENV_VAR: hash_password(password)}
         with dashboard_server(env, out / "server.log") as server, browser(chromium) as b:
             _say(f"dashboard up at {server.url} on a seeded ledger")
@@ -217,8 +270,26 @@ def run_check(out: Path, chromium: str) -> list[Path]:
     return shots
 
 
+def _revoke_one(url: str) -> None:
+    """A revoked certificate (signed, never recorded), so its table is drawn and measured too;
+    appended through the ledger, so the audit chain stays intact."""
+    from unlearnrec.ledger import append_event, make_engine, session_scope
+
+    engine = make_engine(url)
+    with session_scope(engine) as session:
+        append_event(
+            session, actor="flow:process", action="certificate.revoked", entity="certificate",
+            entity_id="cert-r7-t9-provisional",
+            data={"certificate_id": "cert-r7-t9-provisional", "sha256": "ab" * 32,
+                  "reason": "signed but never recorded in the ledger: the run stopped before "
+                            "its commit, so the platform revoked and deleted the file"},
+        )  # fmt: skip
+    engine.dispose()
+
+
 def _check_pages(page, url: str, password: str, out: Path, shots: list[Path]) -> None:
-    """Each browser session below starts at a URL, so each logs in: sessions are per tab load."""
+    """Each browser session below starts at a URL, so each logs in: sessions are per tab load.
+    Cut-off tables are collected over every page and width, then reported together."""
     _login(page, url, password + "-wrong")
     page.get_by_text("Wrong password.").wait_for(timeout=TIMEOUT_MS)
     _settle(page)
@@ -239,8 +310,8 @@ def _check_pages(page, url: str, password: str, out: Path, shots: list[Path]) ->
         raise CheckFailed(f"{VALID_CERTIFICATE}: expected PASS, the page says {text!r}")
     _settle(page)
     _no_exception(page, "certificates")
-    shots.append(_shoot(page, out / "certificate.png"))
     _say(f"logged in; {VALID_CERTIFICATE} verified: PASS")
+    cut_off = _screens(page, out, "certificate", shots)
 
     _login(page, f"{url}/certificates?certificate={TAMPERED_CERTIFICATE}", password)
     failed = page.get_by_test_id("stAlertContentError")
@@ -249,8 +320,8 @@ def _check_pages(page, url: str, password: str, out: Path, shots: list[Path]) ->
     if not any("FAIL" in t and TAMPERED_CERTIFICATE in t for t in text):
         raise CheckFailed(f"{TAMPERED_CERTIFICATE}: expected FAIL, the page says {text}")
     _settle(page)
-    shots.append(_shoot(page, out / "certificate-tampered.png"))
     _say(f"{TAMPERED_CERTIFICATE} (altered after signing): FAIL")
+    cut_off += _screens(page, out, "certificate-tampered", shots)
 
     for name in ("overview", "tickets", "models"):
         _open_from_sidebar(page, name)
@@ -258,8 +329,10 @@ def _check_pages(page, url: str, password: str, out: Path, shots: list[Path]) ->
         if name == "overview":
             audit = page.get_by_text("hash chain intact")
             audit.first.wait_for(timeout=TIMEOUT_MS)
-    shots.append(_shoot(page, out / "models.png"))
+        cut_off += _screens(page, out, name, shots)
     _say("overview (audit trail intact), tickets and models pages render")
+    if cut_off:
+        raise CheckFailed("tables cut off at a laptop's width:\n  " + "\n  ".join(cut_off))
 
 
 def _open_from_sidebar(page, name: str) -> None:
