@@ -17,19 +17,27 @@ from dashboard import queries
 cc = st.column_config
 HIDDEN = None  # Streamlit: a column configured as None is hidden (and can be shown again)
 # Hashes are shown by their first digits in the tables; the full value is in a hidden column.
-SHORT_HASH = 10
+SHORT_HASH = 8
 
-FLAG = cc.TextColumn("flag", width=135, help="OVERDUE, ESCALATED or both (also shown by colour)")
+# Widths fixed where the text comes from outside (ids, legal bases, lists), so a long value is
+# clipped in its cell (whole in the detail) instead of pushing the table past its frame.
+EXTERNAL_ID = cc.TextColumn("external id", width=100)
+LEGAL_BASIS = cc.TextColumn("legal basis", width=105)
+FLAG = cc.TextColumn("flag", width=130, help="OVERDUE, ESCALATED or both (also shown by colour)")
 RUN = cc.NumberColumn("run", width=45, format="%d")
 DEADLINE = cc.TextColumn("deadline (UTC)", width=125)
-TIME_LEFT = cc.TextColumn("time left", width=125, help="countdown to the legal deadline")
+TIME_LEFT = cc.TextColumn("time left", width=132, help="countdown to the legal deadline")
 
-DEADLINES: dict[str, Any] = {"flag": FLAG, "deadline": DEADLINE, "time left": TIME_LEFT}
+DEADLINES: dict[str, Any] = {
+    "external id": EXTERNAL_ID,
+    "flag": FLAG,
+    "time left": TIME_LEFT,
+    "deadline": DEADLINE,
+    "legal basis": LEGAL_BASIS,
+}
 
 TICKETS: dict[str, Any] = {
-    "flag": FLAG,
-    "deadline": DEADLINE,
-    "time left": TIME_LEFT,
+    **DEADLINES,
     # In the ticket detail below (and one click away in the column menu).
     "subject (pseudonym)": HIDDEN,
     "items": HIDDEN,
@@ -69,6 +77,7 @@ TIMELINE: dict[str, Any] = {
 
 CERTIFICATES: dict[str, Any] = {
     "check": cc.TextColumn("check", width=60, help="live signature and ledger check"),
+    "tickets": cc.TextColumn("tickets", width=120),
     "run": RUN,
     "issued": cc.TextColumn("issued (UTC)"),
     "audit position": cc.NumberColumn("audit #", format="%d"),

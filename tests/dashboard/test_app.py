@@ -172,6 +172,26 @@ def test_a_ticket_detail_links_to_its_run_and_certificate(open_app):
     assert set(timeline["entity"]) == {"ticket 1", "run 1"}
 
 
+def frame_element(at: AppTest, column: str):
+    """The first dataframe element with ``column`` (its proto carries the column config)."""
+    return next(d for d in at.dataframe if column in d.value.columns)
+
+
+def test_what_the_narrow_tables_hide_is_shown_in_full_below_them(open_app, seeded):
+    """The tables hide long columns to fit a laptop's width; the detail views keep them."""
+    at = open_app("tickets", ticket="DSAR-2001")
+    config = json.loads(frame_element(at, "action").proto.columns)
+    assert config["hash"]["hidden"] and "details" in config
+    timeline = frame_with(at, "action")
+    events = next(m.value for m in at.markdown if "hash" in m.value and "·" in m.value)
+    assert all(str(h) in events for h in timeline["hash"])
+    at = open_app("models", run="1")
+    versions = frame_with(at, "sha256")
+    full = "\n".join(m.value for m in at.markdown)
+    assert all(sha in full for sha in versions["sha256"])
+    assert all(len(short) < 12 for short in versions["sha"])
+
+
 def test_an_overdue_escalated_ticket_is_called_out(open_app):
     at = open_app("tickets", ticket="DSAR-2003")
     assert any("DSAR-2003 is OVERDUE" in e.value for e in at.error)
