@@ -141,10 +141,11 @@ def test_a_mixed_batch_passes_the_comparison_with_retrain(dense):
 def test_the_calibrated_stop_follows_the_request(dense, tiny_splits):
     """The same request needs few steps on a model that generalises (its training pairs already
     look much like held-out pairs) and many on one that memorised its training pairs; the stop
-    fires on both before the cap, once the pairs' z-scores look held-out."""
+    fires on both before the cap, once the pairs' z-scores look held-out. (The fine-tune after
+    the encoder's pass: the default projection places the pairs itself, as the end checks.)"""
     splits, state, method = dense
     request = build_request("random:0.02", splits.fit, 3)
-    cap = replace(TINY_UNLEARN, finetune_steps=200)
+    cap = replace(TINY_UNLEARN, finetune_steps=200, edge_correction="encoder")
     easy = UnlearnRec(cap, encoder=method.encoder).unlearn(state, request)
     # no weight decay, a high learning rate and no early stopping (one validation, at the end):
     # memorises its training pairs
@@ -160,9 +161,16 @@ def test_the_calibrated_stop_follows_the_request(dense, tiny_splits):
     assert n_easy < n_hard < 200
     assert hard.details["z_gaps"][0] > 0.1  # far above held-out at first
     assert hard.details["z_gaps"][-1] <= 0  # and stopped as soon as it was not
-    fixed = UnlearnRec(replace(TINY_UNLEARN, finetune_stop="fixed"), encoder=method.encoder)
+    fixed = UnlearnRec(
+        replace(cap, finetune_stop="fixed", finetune_steps=20), encoder=method.encoder
+    )
     steps = fixed.unlearn(state, request).details["finetune_steps_run"]
-    assert steps == TINY_UNLEARN.finetune_steps
+    assert steps == 20
+    # the default: the projection brings the pairs of both models to their targets, and the
+    # calibrated stop has nothing left to do
+    projected = UnlearnRec(TINY_UNLEARN, encoder=hard_method.encoder).unlearn(overfit, request)
+    assert projected.details["projection_pairs_above"] == 0
+    assert projected.details["finetune_steps_run"] == 0
 
 
 def test_mixed_specs_are_checked():
