@@ -32,6 +32,7 @@ from unlearnrec.ledger import (
     UnlearningRun,
     verify_with_certificates,
 )
+from unlearnrec.ledger.db import schema_status
 from unlearnrec.ledger.replay import replay_rows
 from unlearnrec.records import certificates as certs
 from unlearnrec.records.verification import Figures, report_of
@@ -61,12 +62,20 @@ def _utc(value: datetime | None) -> datetime | None:
 @dataclass(frozen=True)
 class LedgerSummary:
     tables: bool  # False: the database exists but the ledger tables were never created
+    # the ledger's schema revision and the one this code reads, when they differ (the dashboard
+    # is read-only: it says what to run instead of reading columns that are not there)
+    revision: str | None = None
+    head: str | None = None
     tickets: int = 0
     runs: int = 0
     certificates: int = 0
     dataset_versions: int = 0
     model_versions: int = 0
     audit_events: int = 0
+
+    @property
+    def out_of_date(self) -> bool:
+        return self.head is not None and self.revision != self.head
 
     @property
     def empty(self) -> bool:
@@ -78,6 +87,9 @@ def summarise(engine: Engine) -> LedgerSummary:
     with engine.connect() as conn:
         if not inspect(conn).has_table(Ticket.__tablename__):
             return LedgerSummary(tables=False)
+    status = schema_status(engine)
+    if status["current"] != status["head"]:
+        return LedgerSummary(tables=True, revision=status["current"], head=status["head"])
     with Session(engine) as session:
 
         def count(model: Any) -> int:

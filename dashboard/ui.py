@@ -23,6 +23,7 @@ from sqlmodel import Session
 
 from dashboard import auth, queries
 from unlearnrec.ledger import LedgerUnavailable, make_engine, safe_url
+from unlearnrec.ledger.db import UPGRADE_COMMAND
 from unlearnrec.records.settings import Settings, get_settings
 
 HERE = Path(__file__).resolve().parent
@@ -190,6 +191,13 @@ def open_ledger() -> Ledger | None:
         st.info(
             "Check that the database server is running and reachable from this machine and "
             "that `UNLEARNREC_DB_URL` is right; then press Refresh in the sidebar."
+        )
+        return None
+    if summary.out_of_date:
+        st.error(
+            f"The ledger `{shown_url(url)}` is at schema revision {summary.revision or 'none'}; "
+            f"this dashboard reads revision {summary.head}. A ledger is evidence, so it is "
+            f"upgraded on purpose: back it up, then run `{UPGRADE_COMMAND}`."
         )
         return None
     if not summary.tables:

@@ -250,3 +250,20 @@ def test_a_certificate_that_misstates_the_removed_count_gets_a_note(data, seeded
     (note,) = queries.certificate_notes(wrong, tickets)
     assert note.startswith("the certificate says 0 interactions were removed for DSAR-2001")
     assert "the ledger recorded 12" in note
+
+
+def test_a_ledger_behind_the_code_is_reported_not_read(tmp_path):
+    """A ledger at an older schema revision: the summary says so (the dashboard then names
+    `unlearnrec db upgrade`) instead of reading columns the ledger lacks."""
+    from sqlalchemy import text
+
+    from unlearnrec.ledger import init_db, make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite'}")
+    init_db(engine)
+    assert not queries.summarise(engine).out_of_date
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0005'"))
+    summary = queries.summarise(engine)
+    assert summary.out_of_date and summary.revision == "0005"
+    assert summary.head not in (None, "0005")
