@@ -34,7 +34,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,6 +166,19 @@ _TABLE_WIDTHS = """() => Array.from(document.querySelectorAll('[data-testid="stD
   })"""
 
 
+_GRIDS_DRAWN = """() => Array.from(document.querySelectorAll('[data-testid="stDataFrame"]'))
+  .every(el => el.querySelector('.dvn-scroller'))"""
+
+
+def _grids_drawn(page) -> None:
+    """Wait for every table's grid to be mounted: on a busy machine a grid can still be drawing
+    after the script has finished (a grid that never appears is reported by the measure)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    with suppress(PlaywrightTimeout):
+        page.wait_for_function(_GRIDS_DRAWN, timeout=TIMEOUT_MS)
+
+
 def cut_off_tables(page, where: str) -> list[str]:
     """One sentence per table on the page whose columns do not all fit its visible width."""
     tables = page.evaluate(_TABLE_WIDTHS)
@@ -189,6 +202,7 @@ def _screens(page, out: Path | None, name: str, shots: list[Path]) -> list[str]:
         where = f"{name} at {width}x{height}"
         page.set_viewport_size({"width": width, "height": height})
         _settle(page)
+        _grids_drawn(page)
         found = cut_off_tables(page, where)
         if not page.locator('[data-testid="stDataFrame"]').count():
             found.append(f"{where}: no table found to measure")
