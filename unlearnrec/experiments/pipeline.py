@@ -42,8 +42,11 @@ def write_json(path: str | Path, value: Any) -> None:
 TIMINGS = "timings.json"  # beside a stage's outputs; untracked (see the module's docstring)
 
 
-def write_timings(folder: str | Path, seconds: dict[str, float]) -> None:
-    write_json(Path(folder) / TIMINGS, {k: round(float(v), 3) for k, v in seconds.items()})
+def write_timings(folder: str | Path, seconds: dict[str, float]) -> dict[str, float]:
+    """Write a stage's ``timings.json``; returns what it wrote (seconds to the millisecond)."""
+    rounded = {k: round(float(v), 3) for k, v in seconds.items()}
+    write_json(Path(folder) / TIMINGS, rounded)
+    return rounded
 
 
 def write_ladder(path: str | Path, record: dict[str, Any]) -> None:
@@ -124,7 +127,9 @@ def train(
         code=__version__,
     )
     write_json(out / "metrics.json", metrics)
-    write_timings(out, {"seconds": result.seconds, "seconds_to_best": result.seconds_to_best})
+    timings = write_timings(
+        out, {"seconds": result.seconds, "seconds_to_best": result.seconds_to_best}
+    )
     write_csv(
         out / "curve.csv",
         [
@@ -137,7 +142,7 @@ def train(
             if any(k.startswith("valid_") for k in r)
         ],
     )
-    return {**metrics, **read_timings(out)}
+    return {**metrics, **timings}
 
 
 # -- pretrain -----------------------------------------------------------------------------------
@@ -164,7 +169,7 @@ def pretrain(
     last = method.pretrain_history[-1] if method.pretrain_history else {}
     metrics = {"final_loss": last.get("loss"), "requests": len(method.pretrain_history)}
     write_json(out / "metrics.json", metrics)
-    write_timings(out, {"seconds": seconds})
+    timings = write_timings(out, {"seconds": seconds})
     write_csv(
         out / "curve.csv",
         [
@@ -172,7 +177,7 @@ def pretrain(
             for r in method.pretrain_history
         ],
     )
-    return {**metrics, **read_timings(out)}
+    return {**metrics, **timings}
 
 
 # -- evaluate -----------------------------------------------------------------------------------
@@ -228,8 +233,7 @@ def evaluate(
         "retrain": reference.seconds,
         "speedup": reference.seconds / max(outcome.seconds, 1e-9),
     }
-    write_timings(out, seconds)
-    return {**result, "seconds": read_timings(out)}
+    return {**result, "seconds": write_timings(out, seconds)}
 
 
 def load_report(path: str | Path) -> dict[str, Any]:

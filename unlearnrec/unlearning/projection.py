@@ -58,16 +58,19 @@ def project_users(
     unique, inverse = torch.unique(users_all, return_inverse=True)
     # the propagation's weight of a user's layer-0 row on its own final embedding
     probe = torch.zeros_like(e0)
-    probe[unique] = torch.randn(
-        len(unique), e0.shape[1], generator=torch.Generator().manual_seed(0)
-    )
-    base = model.propagate(graph, e0)
-    moved = model.propagate(graph, e0 + probe) - base
+    noise = torch.Generator().manual_seed(0)  # on the CPU, so every device draws the same
+    probe[unique] = torch.randn(len(unique), e0.shape[1], generator=noise).to(e0)
+    final = model.propagate(graph, e0)  # (N, d), also the first round's
+    moved = model.propagate(graph, e0 + probe) - final
     self_weight = float((moved[unique] * probe[unique]).sum() / probe[unique].pow(2).sum())
     self_weight = max(self_weight, 1e-3)
+    # each touched user's removed pairs, as index groups (fixed across rounds)
+    order = torch.argsort(inverse)
+    groups = order.split(torch.bincount(inverse, minlength=len(unique)).tolist())
     above = 0
     for step in range(rounds + 1):
-        final = model.propagate(graph, e0)
+        if step:
+            final = model.propagate(graph, e0)
         user_rows, item_rows = final[:nu], final[nu:]
         sigma = item_rows.T @ item_rows / len(item_rows)  # (d, d)
         sigma += ridge * torch.eye(sigma.shape[0], device=sigma.device) * sigma.diagonal().mean()
@@ -81,9 +84,7 @@ def project_users(
             break
         need = need.clamp_min(0)
         delta = torch.zeros(len(unique), e0.shape[1], device=e0.device, dtype=e0.dtype)
-        order = torch.argsort(inverse)
-        counts = torch.bincount(inverse, minlength=len(unique)).tolist()
-        for k, idx in enumerate(order.split(counts)):
+        for k, idx in enumerate(groups):
             if not bool((need[idx] > 0).any()):
                 continue
             rows = item_rows[items_all[idx]]  # (r, d)
