@@ -175,8 +175,8 @@ def _dvc_track(home: Path, log: Callable[[str], None]) -> bool:
         return False
     import sys
 
-    dvc = Path(sys.executable).parent / "dvc"
-    cmd = [str(dvc) if dvc.exists() else "dvc", "add", "--quiet", "data"]
+    # the dvc installed beside this interpreter (the project's), as the compliance store runs it
+    cmd = [sys.executable, "-m", "dvc", "add", "--quiet", "data"]
     log("$ dvc add data")
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     subprocess.run(cmd, cwd=home, env=env, check=True, timeout=DVC_TIMEOUT_S)

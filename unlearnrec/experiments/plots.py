@@ -25,16 +25,12 @@ class PlotsError(RuntimeError):
     """DVC could not give the plots (not a DVC project, an unknown revision, a timeout)."""
 
 
-def _dvc() -> str:
-    """The ``dvc`` of the running interpreter's environment, else the one on PATH."""
-    candidate = Path(sys.executable).parent / "dvc"
-    return str(candidate) if candidate.exists() else "dvc"
-
-
 def plot_specs(root: Path, revisions: Sequence[str] = ()) -> dict[str, list[dict[str, Any]]]:
     """DVC's filled Vega-Lite specs by plot target: the workspace's, or with ``revisions`` the
     workspace against each (``dvc plots diff``)."""
-    cmd = [_dvc(), "plots", "diff" if revisions else "show", *revisions, "--json"]
+    # the dvc installed beside this interpreter (the project's), as the compliance store runs it
+    verb = ["plots", "diff", *revisions] if revisions else ["plots", "show"]
+    cmd = [sys.executable, "-m", "dvc", *verb, "--json"]
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     try:
         done = subprocess.run(
