@@ -28,7 +28,7 @@ import torch
 
 import unlearnrec.unlearning.unlearnrec as method_module
 from unlearnrec.config import from_dict, load_params
-from unlearnrec.data import read_dataset
+from unlearnrec.data import read_dataset, subsample_users
 from unlearnrec.evaluation.forgetting import ForgettingConfig, ForgettingProbe
 from unlearnrec.experiments.shared import build_request, make_splits, train_base
 from unlearnrec.graph.bipartite import Graph
@@ -65,6 +65,10 @@ def main() -> None:
         help="train.FIELD=VALUE, as the bench's --set (base model and recorded retrain alike)",
     )
     ap.add_argument(
+        "--subsample-users", type=int, default=0, help="as the bench's: a fixed sample (seed 0)"
+    )
+    ap.add_argument("--min-item-degree", type=int, default=1, help="as the bench's")
+    ap.add_argument(
         "--cache",
         help="file keeping the trained base and encoder: reused when it exists (same data, "
         "--set and params.yaml, or the figures mean nothing), written otherwise",
@@ -85,6 +89,8 @@ def main() -> None:
     data = read_dataset(
         args.data, min_rating=d.min_rating, seed=d.seed, test_fraction=d.test_fraction
     )
+    if args.subsample_users:
+        data = subsample_users(data, args.subsample_users, 0, args.min_item_degree)
     splits = make_splits(data, d.valid_fraction, d.seed)
     defaults = from_dict(UnlearnRecConfig, params.unlearnrec)
     prepared = UnlearnRec(defaults)

@@ -51,7 +51,7 @@ from unlearnrec.graph.propagation import (
 from unlearnrec.models import GraphRecommender
 from unlearnrec.models.shadow import shadow_rows_for
 from unlearnrec.training.loop import make_generator, sample_rows
-from unlearnrec.unlearning.base import Stopwatch, UnlearnOutcome
+from unlearnrec.unlearning.base import Stopwatch, UnlearnOutcome, neutral_user_rows
 from unlearnrec.unlearning.encoder import InfluenceEncoder
 from unlearnrec.unlearning.isolated import negative_push
 from unlearnrec.unlearning.requests import DeletionRequest
@@ -408,6 +408,15 @@ def unlearn_local(
             rows = (x + mask_s * mlp(delta_s)).detach()
             table = e0_base.clone()
             table[sub.nodes] = rows
+            reset_users = touched[isolated_t & (touched < nu)]
+            if config.reset_users == "neutral" and len(reset_users):
+                # against the items' final embeddings of the finished rows (S's readout, the
+                # cache elsewhere), as the whole-graph path does
+                final_end = final_s0 + _readout(sub.adj_r, rows, weights) - base_s
+                items = gather(final_end, torch.arange(nu, nu + ni, device=device))
+                table[reset_users] = neutral_user_rows(
+                    table[reset_users], reset_users, removed, items
+                )
         new_param = torch.nn.Parameter(table)
         unlearned = copy.deepcopy(model, memo={id(model.embedding): new_param})
         unlearned.embedding = new_param

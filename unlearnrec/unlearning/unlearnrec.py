@@ -43,7 +43,7 @@ from unlearnrec.models import GraphRecommender
 from unlearnrec.models.shadow import shadow_rows_for
 from unlearnrec.training.checkpoint import save_torch
 from unlearnrec.training.loop import make_generator, model_loss, sample_negatives, sample_rows
-from unlearnrec.unlearning.base import ModelState, Stopwatch, UnlearnOutcome
+from unlearnrec.unlearning.base import ModelState, Stopwatch, UnlearnOutcome, neutral_user_rows
 from unlearnrec.unlearning.encoder import InfluenceEncoder
 from unlearnrec.unlearning.idm import InfluenceDependency, drop_edges, influence_dependency
 from unlearnrec.unlearning.isolated import negative_push
@@ -66,6 +66,11 @@ class UnlearnRecConfig:
     # with), or for a model without them a replay of that push over the training's epochs
     # (``isolated.negative_push``, with the two settings below).
     isolated_items: str = "negative"
+    # choice: where a reset *user* goes. "fresh": its initial draw as is. "neutral": the draw
+    # with its lean towards the user's former items taken out (``base.neutral_user_rows``): the
+    # former items then score like any item, the level retrain's draw has on average, instead of
+    # wherever one draw happens to lean (with few erased users, what the attack reads)
+    reset_users: str = "neutral"
     isolated_edges: int = 4096  # replay only: residual edges sampled as its users
     isolated_growth: float = 0.25  # replay only: users form as (t/T)^growth during training
     # Loss weights
@@ -369,6 +374,25 @@ def _correction_mask(
     if config.scope != "touched":
         raise ValueError(f"scope must be 'touched' or 'all', not {config.scope!r}")
     return idm.touched.float().unsqueeze(1)
+
+
+def _neutral_users(
+    e0: torch.Tensor,
+    isolated: torch.Tensor,
+    removed: torch.Tensor,
+    model: GraphRecommender,
+    graph_r: Graph,
+    config: UnlearnRecConfig,
+) -> None:
+    """``reset_users``: the reset users' rows of the finished table ``e0`` (N, d), in place,
+    against the items' final embeddings of that table on ``graph_r`` (one propagation; a reset
+    user has no edge, so its row moves no other node's final embedding)."""
+    if config.reset_users not in ("fresh", "neutral"):
+        raise ValueError(f"reset_users must be 'fresh' or 'neutral', not {config.reset_users!r}")
+    users = torch.nonzero(isolated[: graph_r.num_users]).flatten()
+    if config.reset_users == "neutral" and len(users):
+        items = model.propagate(graph_r, e0)[graph_r.num_users :]  # (I, d)
+        e0[users] = neutral_user_rows(e0[users], users, removed, items)
 
 
 def _push_isolated_items(
@@ -711,7 +735,24 @@ def unlearn_request(
             # their rows are reset, and the encoder's pass corrects the rows around them)
             from unlearnrec.unlearning.projection import project_users
 
-            mask = torch.zeros_like(mask)  # the projection replaces the encoder's pass
+            node_edges = idm.edges[~keep]
+            if len(node_edges):
+                # a mixed batch: its node part (erased users, taken-down items, whose rows were
+                # reset above) gets the encoder's pass exactly as a request of that part alone
+                # would; the projection then sees the corrected rows
+                idm_nodes = influence_dependency(
+                    node_edges,
+                    graph.num_users,
+                    graph.num_items,
+                    device,
+                    _idm_degrees(graph, config),
+                )
+                with torch.no_grad():
+                    node_delta = encoder.delta(idm_nodes.matrix, orig_final)  # (N, d)
+                    node_mask = _correction_mask(idm_nodes, config, graph.num_users)
+                    node_mask = node_mask * (~isolated).float().unsqueeze(1)
+                    e0 = e0 + node_mask * encoder.mlp(node_delta)
+            mask = torch.zeros_like(mask)  # the projection replaces the pass on removed edges
             e0, projected = project_users(
                 model, graph_r, e0, removed, targets, rounds=config.projection_rounds
             )
@@ -779,6 +820,7 @@ def unlearn_request(
                 break
         with torch.no_grad():
             e0_final = e0 + mask * mlp(delta)
+            _neutral_users(e0_final, isolated, idm.edges, model, graph_r, config)
         unlearned = copy.deepcopy(model)
         unlearned.embedding = torch.nn.Parameter(e0_final.detach())
         unlearned.eval()

@@ -9,8 +9,10 @@ import numpy as np
 import torch
 
 from unlearnrec.evaluation.forgetting import ForgettingConfig, ForgettingProbe, compare
+from unlearnrec.experiments.shared import build_request
 from unlearnrec.unlearning import UnlearnRec, UnlearnRecConfig
 from unlearnrec.unlearning.projection import project_users
+from unlearnrec.unlearning.requests import DeletionRequest
 from unlearnrec.unlearning.unlearnrec import zscore_targets
 
 from .conftest import recall_at_20
@@ -83,3 +85,40 @@ def test_unlearnrec_with_the_projection_forgets_like_retrain_and_keeps_utility(
     assert not over and not under, reasons
     assert recall_at_20(out, tiny_splits) >= 0.97 * recall_at_20(reference, tiny_splits)
     assert "projection_pairs_above" in out.details
+
+
+def test_a_mixed_batch_gives_its_node_part_the_encoders_pass_and_projects_its_edges(
+    random_case, tiny_splits
+):
+    """Erased users and a taken-down item get the encoder's pass exactly as a request of them
+    alone does; only the users of the batch's other removed pairs are then projected."""
+    state, _, _ = random_case
+    batch = build_request("mixed:1,20,1", tiny_splits.fit, 0)
+    fit = np.asarray(tiny_splits.fit)
+    node_rows = np.isin(batch.edges[:, 0], batch.users) | np.isin(batch.edges[:, 1], batch.items)
+    nodes = DeletionRequest("users", batch.edges[node_rows], batch.users, batch.items)
+    edge_users = np.unique(batch.edges[~node_rows, 0])
+    assert len(edge_users) and len(nodes.edges) < len(batch.edges) < len(fit)
+    config = replace(
+        UnlearnRecConfig(),
+        edge_correction="projection",
+        pretrain_requests=4,
+        pretrain_steps=1,
+        finetune_stop="fixed",
+        finetune_steps=0,  # the corrections alone, before any fine-tune step
+        reset_users="fresh",  # the draw as is (a neutral row reads the items' final rows)
+    )
+    method = UnlearnRec(config)
+    method.prepare(state)
+    mixed_rows = method.unlearn(state, batch).model.embedding.detach()
+    node_out = UnlearnRec(replace(config, edge_correction="encoder"))
+    node_out.encoder = method.encoder
+    node_rows_only = node_out.unlearn(state, nodes)
+    assert node_rows_only.details["reset_nodes"] == len(batch.users) + len(batch.items)
+    base = state.model.embedding.detach()
+    expected = node_rows_only.model.embedding.detach()
+    assert not torch.allclose(expected, base)  # the pass corrected the rows around the nodes
+    projected = torch.zeros(len(base), dtype=torch.bool)
+    projected[torch.as_tensor(edge_users)] = True
+    assert torch.allclose(mixed_rows[~projected], expected[~projected], atol=1e-6)
+    assert not torch.allclose(mixed_rows[projected], expected[projected])
