@@ -12,7 +12,7 @@ import torch
 
 from unlearnrec.config import TrainConfig
 from unlearnrec.graph.bipartite import Graph
-from unlearnrec.models import GraphRecommender
+from unlearnrec.models import GraphRecommender, build_model
 from unlearnrec.models.shadow import shadow_rows_for
 from unlearnrec.unlearning.requests import DeletionRequest
 
@@ -117,34 +117,15 @@ def fresh_rows(
     return torch.randn(count, dim, generator=generator, device=device) * model.init_std
 
 
-def neutral_user_rows(
-    rows: torch.Tensor, users: torch.Tensor, removed: torch.Tensor, item_final: torch.Tensor
-) -> torch.Tensor:
-    """``rows`` (n, d), fresh layer-0 rows of the reset users ``users`` (n,) (sorted ids), each
-    with its component along the user's *lean* taken out and its norm kept. The lean of u is the
-    mean final embedding of u's former items (its pairs in ``removed`` (E, 2)) less the mean of
-    all items' (``item_final`` (I, d)), so afterwards the user's former items score, on average,
-    exactly like any item.
-
-    Why: retrain leaves an erased user's row at its initial draw, independent of the items, so
-    over draws the former items score like any other (E[r · lean] = 0); but one draw leans one
-    way or the other by chance, and with few erased users that chance is what the certificate's
-    attack reads (ML-1M sample, two erased users: former pairs' mean z-score +0.66 with the draw,
-    +0.12 with retrain's draw). Removing the one direction keeps the draw's distribution in the
-    other d − 1 and puts the former items at the expected level, not at a lucky or unlucky one.
-    """
-    if not len(users):
-        return rows
-    owners = removed[:, 0].contiguous()
-    pos = torch.searchsorted(users, owners).clamp_max(len(users) - 1)
-    hit = users[pos] == owners
-    sums = torch.zeros_like(rows).index_add_(0, pos[hit], item_final[removed[hit, 1]].to(rows))
-    counts = torch.bincount(pos[hit], minlength=len(users)).unsqueeze(1)  # (n, 1)
-    lean = sums / counts.clamp_min(1) - item_final.mean(0).to(rows)  # (n, d)
-    lean = lean * (counts > 0)  # a user with no former pair here keeps its draw
-    along = (rows * lean).sum(1, keepdim=True) / lean.pow(2).sum(1, keepdim=True).clamp_min(1e-12)
-    out = rows - along * lean
-    return out * (rows.norm(dim=1, keepdim=True) / out.norm(dim=1, keepdim=True).clamp_min(1e-12))
+def initial_rows(model: GraphRecommender, seed: int, nodes: torch.Tensor) -> torch.Tensor:
+    """(n, d) the layer-0 rows of ``nodes`` as ``model``'s training drew them before its first
+    step (``torch.manual_seed(seed)`` then ``build_model``, as the base's training and retrain
+    both start). A user left without a pair is never in a training batch, so retrain, seeded
+    like the base, leaves that user's row exactly here; the global RNG is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh = build_model(model.num_users, model.num_items, model.config)
+    return fresh.embedding.detach()[nodes.cpu()].to(model.embedding)
 
 
 def reset_rows(

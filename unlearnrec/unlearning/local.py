@@ -51,7 +51,7 @@ from unlearnrec.graph.propagation import (
 from unlearnrec.models import GraphRecommender
 from unlearnrec.models.shadow import shadow_rows_for
 from unlearnrec.training.loop import make_generator, sample_rows
-from unlearnrec.unlearning.base import Stopwatch, UnlearnOutcome, neutral_user_rows
+from unlearnrec.unlearning.base import Stopwatch, UnlearnOutcome, initial_rows
 from unlearnrec.unlearning.encoder import InfluenceEncoder
 from unlearnrec.unlearning.isolated import negative_push
 from unlearnrec.unlearning.requests import DeletionRequest
@@ -271,6 +271,9 @@ def unlearn_local(
             e0_t[isolated_t] = (
                 torch.randn(n_iso, e0_t.shape[1], generator=gen, device=device) * model.init_std
             )
+            reset_users = isolated_t & (touched < nu)  # over touched (sorted node ids)
+            if config.reset_users == "initial" and bool(reset_users.any()):
+                e0_t[reset_users] = initial_rows(model, train_config.seed, touched[reset_users])
             isolated_items = _push_items(
                 e0_t,
                 touched,
@@ -408,15 +411,6 @@ def unlearn_local(
             rows = (x + mask_s * mlp(delta_s)).detach()
             table = e0_base.clone()
             table[sub.nodes] = rows
-            reset_users = touched[isolated_t & (touched < nu)]
-            if config.reset_users == "neutral" and len(reset_users):
-                # against the items' final embeddings of the finished rows (S's readout, the
-                # cache elsewhere), as the whole-graph path does
-                final_end = final_s0 + _readout(sub.adj_r, rows, weights) - base_s
-                items = gather(final_end, torch.arange(nu, nu + ni, device=device))
-                table[reset_users] = neutral_user_rows(
-                    table[reset_users], reset_users, removed, items
-                )
         new_param = torch.nn.Parameter(table)
         unlearned = copy.deepcopy(model, memo={id(model.embedding): new_param})
         unlearned.embedding = new_param

@@ -43,7 +43,7 @@ from unlearnrec.models import GraphRecommender
 from unlearnrec.models.shadow import shadow_rows_for
 from unlearnrec.training.checkpoint import save_torch
 from unlearnrec.training.loop import make_generator, model_loss, sample_negatives, sample_rows
-from unlearnrec.unlearning.base import ModelState, Stopwatch, UnlearnOutcome, neutral_user_rows
+from unlearnrec.unlearning.base import ModelState, Stopwatch, UnlearnOutcome, initial_rows
 from unlearnrec.unlearning.encoder import InfluenceEncoder
 from unlearnrec.unlearning.idm import InfluenceDependency, drop_edges, influence_dependency
 from unlearnrec.unlearning.isolated import negative_push
@@ -66,11 +66,11 @@ class UnlearnRecConfig:
     # with), or for a model without them a replay of that push over the training's epochs
     # (``isolated.negative_push``, with the two settings below).
     isolated_items: str = "negative"
-    # choice: where a reset *user* goes. "fresh": its initial draw as is. "neutral": the draw
-    # with its lean towards the user's former items taken out (``base.neutral_user_rows``): the
-    # former items then score like any item, the level retrain's draw has on average, instead of
-    # wherever one draw happens to lean (with few erased users, what the attack reads)
-    reset_users: str = "neutral"
+    # choice: where a reset *user* goes. "fresh": a new draw from the initial distribution.
+    # "initial": the row the model's training started from (its seed's draw, ``base.initial_rows``):
+    # a user with no pair is never in a training batch, so retrain, seeded like the base, leaves
+    # the user's row exactly there. Neither holds anything of the person.
+    reset_users: str = "initial"
     isolated_edges: int = 4096  # replay only: residual edges sampled as its users
     isolated_growth: float = 0.25  # replay only: users form as (t/T)^growth during training
     # Loss weights
@@ -376,23 +376,20 @@ def _correction_mask(
     return idm.touched.float().unsqueeze(1)
 
 
-def _neutral_users(
+def _reset_users(
     e0: torch.Tensor,
     isolated: torch.Tensor,
-    removed: torch.Tensor,
     model: GraphRecommender,
-    graph_r: Graph,
+    train_config: TrainConfig,
     config: UnlearnRecConfig,
 ) -> None:
-    """``reset_users``: the reset users' rows of the finished table ``e0`` (N, d), in place,
-    against the items' final embeddings of that table on ``graph_r`` (one propagation; a reset
-    user has no edge, so its row moves no other node's final embedding)."""
-    if config.reset_users not in ("fresh", "neutral"):
-        raise ValueError(f"reset_users must be 'fresh' or 'neutral', not {config.reset_users!r}")
-    users = torch.nonzero(isolated[: graph_r.num_users]).flatten()
-    if config.reset_users == "neutral" and len(users):
-        items = model.propagate(graph_r, e0)[graph_r.num_users :]  # (I, d)
-        e0[users] = neutral_user_rows(e0[users], users, removed, items)
+    """``reset_users``: the reset users' rows of ``e0`` (N, d), in place (the fresh draw kept
+    for "fresh")."""
+    if config.reset_users not in ("fresh", "initial"):
+        raise ValueError(f"reset_users must be 'fresh' or 'initial', not {config.reset_users!r}")
+    users = torch.nonzero(isolated[: model.num_users]).flatten()
+    if config.reset_users == "initial" and len(users):
+        e0[users] = initial_rows(model, train_config.seed, users)
 
 
 def _push_isolated_items(
@@ -701,6 +698,7 @@ def unlearn_request(
                     torch.randn(n_iso, e0.shape[1], generator=gen, device=device) * model.init_std
                 )
                 mask = mask * (~isolated).float().unsqueeze(1)
+                _reset_users(e0, isolated, model, train_config, config)
                 isolated_items = _push_isolated_items(
                     e0, isolated, model, graph_r, orig_final, config, train_config, fit_epochs, gen
                 )
@@ -820,7 +818,6 @@ def unlearn_request(
                 break
         with torch.no_grad():
             e0_final = e0 + mask * mlp(delta)
-            _neutral_users(e0_final, isolated, idm.edges, model, graph_r, config)
         unlearned = copy.deepcopy(model)
         unlearned.embedding = torch.nn.Parameter(e0_final.detach())
         unlearned.eval()

@@ -127,12 +127,14 @@ def test_an_item_of_a_model_without_a_recorded_training_length_keeps_its_fresh_d
     assert out.details["isolated_items"] == "fresh (training length unknown)"
 
 
-def test_a_mixed_batch_passes_the_comparison_with_retrain(dense):
+@pytest.mark.parametrize("graph_kind", ["dense", "sparse"])
+def test_a_mixed_batch_passes_the_comparison_with_retrain(graph_kind, request):
     """Erased users, random interactions and a taken-down item in one batch, as the platform
     batches tickets: every over/under-unlearning check and the utility bound pass."""
-    splits, state, method = dense
-    request, _, ours, ref = _versus_retrain(splits, state, method, "mixed:2,15,1")
-    assert request.kind == "mixed" and len(request.users) == 2 and len(request.items) == 1
+    splits, state, method = request.getfixturevalue(graph_kind)
+    batch, out, ours, ref = _versus_retrain(splits, state, method, "mixed:2,15,1")
+    assert batch.kind == "mixed" and len(batch.users) == 2 and len(batch.items) == 1
+    assert "projection_pairs_above" in out.details  # the default path: projection and pass
     _, over, under, reasons = compare(ours, ref, FC)
     assert not over and not under, reasons
     assert ours.utility["recall@20"] >= 0.95 * ref.utility["recall@20"]

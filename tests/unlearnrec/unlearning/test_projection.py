@@ -106,7 +106,6 @@ def test_a_mixed_batch_gives_its_node_part_the_encoders_pass_and_projects_its_ed
         pretrain_steps=1,
         finetune_stop="fixed",
         finetune_steps=0,  # the corrections alone, before any fine-tune step
-        reset_users="fresh",  # the draw as is (a neutral row reads the items' final rows)
     )
     method = UnlearnRec(config)
     method.prepare(state)

@@ -14,7 +14,7 @@ from unlearnrec.evaluation.forgetting import ForgettingConfig, ForgettingProbe, 
 from unlearnrec.evaluation.ranking import evaluate_ranking
 from unlearnrec.experiments.shared import build_request, train_base
 from unlearnrec.unlearning import ModelState, Retrain, UnlearnRec, UnlearnRecConfig
-from unlearnrec.unlearning.base import neutral_user_rows
+from unlearnrec.unlearning.base import initial_rows
 from unlearnrec.unlearning.requests import DeletionRequest, user_level
 from unlearnrec.unlearning.unlearnrec import _user_zscores, unlearn_request, zscore_targets
 
@@ -285,41 +285,22 @@ def test_pretraining_reports_each_simulated_request_as_it_goes(tiny_base, tiny_s
     assert seen == method.pretrain_history
 
 
-def test_a_neutral_reset_takes_out_only_the_lean_towards_the_former_items():
-    gen = torch.Generator().manual_seed(0)
-    items = torch.randn(50, 8, generator=gen) + 0.5  # (I, d), a popularity direction
-    rows = torch.randn(3, 8, generator=gen)
-    users = torch.tensor([2, 5, 9])  # user 9 has no former pair here: its draw is kept
-    removed = torch.tensor([[2, 0], [2, 7], [2, 11], [5, 3], [4, 1]])
-    out = neutral_user_rows(rows, users, removed, items)
-    lean = items[[0, 7, 11]].mean(0) - items.mean(0)
-    assert float(out[0] @ lean) == pytest.approx(0.0, abs=1e-5)
-    assert float(out[1] @ (items[3] - items.mean(0))) == pytest.approx(0.0, abs=1e-5)
-    assert torch.allclose(out.norm(dim=1), rows.norm(dim=1))
-    assert torch.equal(out[2], rows[2])
-    # everything off the lean is the draw's own
-    rest = rows[0] - (rows[0] @ lean) / (lean @ lean) * lean
-    assert float(torch.nn.functional.cosine_similarity(out[0], rest, dim=0)) > 0.9999
-
-
 @pytest.mark.parametrize("scope", ["graph", "local"])
-def test_erased_users_former_items_score_like_any_item(prepared, tiny_splits, scope):
-    """A reset user's former items sit at the level retrain's draw gives them on average (mean
-    per-user z-score 0), not where one draw happens to lean."""
+def test_erased_users_get_the_row_retrain_leaves_them(prepared, tiny_splits, scope):
+    """A user with no pair is never in a training batch: retrain, seeded like the base, leaves
+    the user's row at its initial draw, and the unlearned model has exactly that row (the fresh
+    draw of ``reset_users: fresh`` is another sample of the same distribution)."""
     state, method, _ = prepared
-    request = user_level(tiny_splits.fit, 5, np.random.default_rng(2))
-    config = replace(TINY_UNLEARN, finetune_scope=scope)
-    leans = {}
-    for mode in ("fresh", "neutral"):
-        run = UnlearnRec(replace(config, reset_users=mode))
+    request = user_level(tiny_splits.fit, 4, np.random.default_rng(3))
+    users = torch.as_tensor(request.users)
+    retrained = Retrain().unlearn(state, request).model.embedding.detach()[users]
+    assert torch.equal(initial_rows(state.model, TINY_TRAIN.seed, users), retrained)
+    before = torch.random.get_rng_state()
+    rows = {}
+    for mode in ("initial", "fresh"):
+        run = UnlearnRec(replace(TINY_UNLEARN, finetune_scope=scope, reset_users=mode))
         run.encoder = method.encoder
-        out = run.unlearn(state, request)
-        users, items = out.model.final_embeddings(out.graph)
-        z = []
-        for user in request.users:
-            former = request.edges[request.edges[:, 0] == user, 1]
-            s = users[user] @ items.T  # (I,)
-            z.append(float(((s[former] - s.mean()) / s.std()).mean()))
-        leans[mode] = np.abs(z)
-    assert leans["neutral"].max() < 0.05
-    assert leans["fresh"].max() > 0.1  # a draw leans (so the check above can fail)
+        rows[mode] = run.unlearn(state, request).model.embedding.detach()[users]
+    assert torch.equal(rows["initial"], retrained)
+    assert not torch.allclose(rows["fresh"], retrained)
+    assert torch.equal(torch.random.get_rng_state(), before)  # the global RNG is left alone
