@@ -17,7 +17,8 @@ Choices where sources disagree (docs/method.md), all fields of ``UnlearnRecConfi
   request never moves embeddings of unrelated nodes directly ("all" adds it everywhere, which
   applies the pre-trained H0 offsets of every node).
 - ``reset_isolated=True``: a node left with no edge (an erased user, a taken-down item) gets a
-  freshly initialised layer-0 row, exactly what retrain gives it; its personal embedding is gone.
+  new layer-0 row where retrain puts it (``reset_users``, ``isolated_items``); its personal
+  embedding is gone.
 - Pre-training optimises H0, W_η and the MLP; fine-tuning trains the MLP and E0 (H0, W_η frozen).
 - Sequential requests reuse the pre-trained encoder: each request starts from the pre-trained
   MLP, and the IE reads the current model's embeddings Ē over the current graph. Re-running
