@@ -12,7 +12,7 @@ import torch
 
 from unlearnrec.config import TrainConfig
 from unlearnrec.graph.bipartite import Graph
-from unlearnrec.models import GraphRecommender, build_model
+from unlearnrec.models import GraphRecommender
 from unlearnrec.models.shadow import shadow_rows_for
 from unlearnrec.unlearning.requests import DeletionRequest
 
@@ -115,17 +115,6 @@ def fresh_rows(
     a node that a request leaves without edges."""
     dim = model.embedding.shape[1]
     return torch.randn(count, dim, generator=generator, device=device) * model.init_std
-
-
-def initial_rows(model: GraphRecommender, seed: int, nodes: torch.Tensor) -> torch.Tensor:
-    """(n, d) the layer-0 rows of ``nodes`` as ``model``'s training drew them before its first
-    step (``torch.manual_seed(seed)`` then ``build_model``, as the base's training and retrain
-    both start). A user left without a pair is never in a training batch, so retrain, seeded
-    like the base, leaves that user's row exactly here; the global RNG is left as it was."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        fresh = build_model(model.num_users, model.num_items, model.config)
-    return fresh.embedding.detach()[nodes.cpu()].to(model.embedding)
 
 
 def reset_rows(

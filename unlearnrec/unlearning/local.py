@@ -51,7 +51,7 @@ from unlearnrec.graph.propagation import (
 from unlearnrec.models import GraphRecommender
 from unlearnrec.models.shadow import shadow_rows_for
 from unlearnrec.training.loop import make_generator, sample_rows
-from unlearnrec.unlearning.base import Stopwatch, UnlearnOutcome, initial_rows
+from unlearnrec.unlearning.base import Stopwatch, UnlearnOutcome
 from unlearnrec.unlearning.encoder import InfluenceEncoder
 from unlearnrec.unlearning.isolated import negative_push
 from unlearnrec.unlearning.requests import DeletionRequest
@@ -271,9 +271,6 @@ def unlearn_local(
             e0_t[isolated_t] = (
                 torch.randn(n_iso, e0_t.shape[1], generator=gen, device=device) * model.init_std
             )
-            reset_users = isolated_t & (touched < nu)  # over touched (sorted node ids)
-            if config.reset_users == "initial" and bool(reset_users.any()):
-                e0_t[reset_users] = initial_rows(model, train_config.seed, touched[reset_users])
             isolated_items = _push_items(
                 e0_t,
                 touched,

@@ -15,8 +15,8 @@ which is why the method tends to over-unlearn (forgotten pairs end below held-ou
 retrain leaves them near them); docs/benchmarks.md measures it.
 
 ``reset_isolated`` (off by default, the method's definition) would give nodes left without
-edges a new row (``base.reset_rows``: a fresh draw for a user, a shadow row for an item), as the
-influence method does (UnlearnRec gives a user its initial row: ``base.initial_rows``).
+edges a new row (``base.reset_rows``: a fresh draw for a user, a shadow row for an item), as
+UnlearnRec and the influence method do.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ Choices where sources disagree (docs/method.md), all fields of ``UnlearnRecConfi
   request never moves embeddings of unrelated nodes directly ("all" adds it everywhere, which
   applies the pre-trained H0 offsets of every node).
 - ``reset_isolated=True``: a node left with no edge (an erased user, a taken-down item) gets a
-  new layer-0 row where retrain puts it (``reset_users``, ``isolated_items``); its personal
-  embedding is gone.
+  new layer-0 row where retrain puts it (a user a fresh draw from the initial distribution, an
+  item a shadow row: ``isolated_items``); its personal embedding is gone.
 - Pre-training optimises H0, W_η and the MLP; fine-tuning trains the MLP and E0 (H0, W_η frozen).
 - Sequential requests reuse the pre-trained encoder: each request starts from the pre-trained
   MLP, and the IE reads the current model's embeddings Ē over the current graph. Re-running
@@ -44,7 +44,7 @@ from unlearnrec.models import GraphRecommender
 from unlearnrec.models.shadow import shadow_rows_for
 from unlearnrec.training.checkpoint import save_torch
 from unlearnrec.training.loop import make_generator, model_loss, sample_negatives, sample_rows
-from unlearnrec.unlearning.base import ModelState, Stopwatch, UnlearnOutcome, initial_rows
+from unlearnrec.unlearning.base import ModelState, Stopwatch, UnlearnOutcome
 from unlearnrec.unlearning.encoder import InfluenceEncoder
 from unlearnrec.unlearning.idm import InfluenceDependency, drop_edges, influence_dependency
 from unlearnrec.unlearning.isolated import negative_push
@@ -67,11 +67,6 @@ class UnlearnRecConfig:
     # with), or for a model without them a replay of that push over the training's epochs
     # (``isolated.negative_push``, with the two settings below).
     isolated_items: str = "negative"
-    # choice: where a reset *user* goes. "fresh": a new draw from the initial distribution.
-    # "initial": the row the model's training started from (its seed's draw, ``base.initial_rows``):
-    # a user with no pair is never in a training batch, so retrain, seeded like the base, leaves
-    # the user's row exactly there. Neither holds anything of the person.
-    reset_users: str = "initial"
     isolated_edges: int = 4096  # replay only: residual edges sampled as its users
     isolated_growth: float = 0.25  # replay only: users form as (t/T)^growth during training
     # Loss weights
@@ -375,22 +370,6 @@ def _correction_mask(
     if config.scope != "touched":
         raise ValueError(f"scope must be 'touched' or 'all', not {config.scope!r}")
     return idm.touched.float().unsqueeze(1)
-
-
-def _reset_users(
-    e0: torch.Tensor,
-    isolated: torch.Tensor,
-    model: GraphRecommender,
-    train_config: TrainConfig,
-    config: UnlearnRecConfig,
-) -> None:
-    """``reset_users``: the reset users' rows of ``e0`` (N, d), in place (the fresh draw kept
-    for "fresh")."""
-    if config.reset_users not in ("fresh", "initial"):
-        raise ValueError(f"reset_users must be 'fresh' or 'initial', not {config.reset_users!r}")
-    users = torch.nonzero(isolated[: model.num_users]).flatten()
-    if config.reset_users == "initial" and len(users):
-        e0[users] = initial_rows(model, train_config.seed, users)
 
 
 def _push_isolated_items(
@@ -699,7 +678,6 @@ def unlearn_request(
                     torch.randn(n_iso, e0.shape[1], generator=gen, device=device) * model.init_std
                 )
                 mask = mask * (~isolated).float().unsqueeze(1)
-                _reset_users(e0, isolated, model, train_config, config)
                 isolated_items = _push_isolated_items(
                     e0, isolated, model, graph_r, orig_final, config, train_config, fit_epochs, gen
                 )
