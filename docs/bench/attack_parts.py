@@ -20,6 +20,7 @@ import dataclasses
 
 import numpy as np
 import torch
+from variants import _value  # docs/bench/variants.py, beside this script
 
 from unlearnrec.config import from_dict, load_params
 from unlearnrec.data import read_dataset, subsample_users
@@ -35,15 +36,6 @@ from unlearnrec.experiments.shared import build_request, make_splits
 from unlearnrec.graph.bipartite import Graph
 from unlearnrec.unlearning import Retrain, UnlearnRec, UnlearnRecConfig
 from unlearnrec.unlearning.base import ModelState
-
-
-def _value(text: str):
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
 
 
 def main() -> None:
