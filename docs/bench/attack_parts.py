@@ -23,7 +23,6 @@ import torch
 from variants import _value  # docs/bench/variants.py, beside this script
 
 from unlearnrec.config import from_dict, load_params
-from unlearnrec.data import read_dataset, subsample_users
 from unlearnrec.evaluation.forgetting import (
     ForgettingConfig,
     ForgettingProbe,
@@ -32,7 +31,7 @@ from unlearnrec.evaluation.forgetting import (
     attack_features,
 )
 from unlearnrec.evaluation.metrics import roc_auc
-from unlearnrec.experiments.shared import build_request, make_splits
+from unlearnrec.experiments.shared import build_request, load_splits
 from unlearnrec.graph.bipartite import Graph
 from unlearnrec.unlearning import Retrain, UnlearnRec, UnlearnRecConfig
 from unlearnrec.unlearning.base import ModelState
@@ -49,13 +48,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     params = load_params("params.yaml")
-    d = params.data
-    data = read_dataset(
-        args.data, min_rating=d.min_rating, seed=d.seed, test_fraction=d.test_fraction
-    )
-    if args.subsample_users:
-        data = subsample_users(data, args.subsample_users, 0, args.min_item_degree)
-    splits = make_splits(data, d.valid_fraction, d.seed)
+    _, splits = load_splits(params.data, args.data, args.subsample_users, args.min_item_degree)
     defaults = from_dict(UnlearnRecConfig, params.unlearnrec)
     kept = torch.load(args.cache, weights_only=False)
     base = kept["base"]

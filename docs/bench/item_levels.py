@@ -20,8 +20,7 @@ import numpy as np
 import torch
 
 from unlearnrec.config import load_params
-from unlearnrec.data import read_dataset, subsample_users
-from unlearnrec.experiments.shared import build_request, make_splits, train_base
+from unlearnrec.experiments.shared import build_request, load_splits, train_base
 from unlearnrec.models.shadow import shadow_rows_for
 from unlearnrec.unlearning import METHODS
 from unlearnrec.unlearning.base import ModelState, fresh_rows
@@ -38,13 +37,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     params = load_params("params.yaml")
-    d = params.data
-    data = read_dataset(
-        args.data, min_rating=d.min_rating, seed=d.seed, test_fraction=d.test_fraction
-    )
-    if args.subsample_users:
-        data = subsample_users(data, args.subsample_users, 0, args.min_item_degree)
-    splits = make_splits(data, d.valid_fraction, d.seed)
+    _, splits = load_splits(params.data, args.data, args.subsample_users, args.min_item_degree)
     cpu = torch.device("cpu")
     base, graph, result = train_base(splits, splits.fit, params.model, params.train, cpu)
     request = build_request(f"items:{args.items}", splits.fit, args.seed)

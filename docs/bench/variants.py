@@ -28,9 +28,8 @@ import torch
 
 import unlearnrec.unlearning.unlearnrec as method_module
 from unlearnrec.config import from_dict, load_params
-from unlearnrec.data import read_dataset, subsample_users
 from unlearnrec.evaluation.forgetting import ForgettingConfig, ForgettingProbe
-from unlearnrec.experiments.shared import build_request, make_splits, train_base
+from unlearnrec.experiments.shared import build_request, load_splits, train_base
 from unlearnrec.graph.bipartite import Graph
 from unlearnrec.unlearning import Retrain, UnlearnRec, UnlearnRecConfig
 from unlearnrec.unlearning.base import ModelState
@@ -85,13 +84,7 @@ def main() -> None:
             raise SystemExit(f"--set {item}: only train.FIELD is supported")
         train[name] = _value(value)
     params = dataclasses.replace(params, train=dataclasses.replace(params.train, **train))
-    d = params.data
-    data = read_dataset(
-        args.data, min_rating=d.min_rating, seed=d.seed, test_fraction=d.test_fraction
-    )
-    if args.subsample_users:
-        data = subsample_users(data, args.subsample_users, 0, args.min_item_degree)
-    splits = make_splits(data, d.valid_fraction, d.seed)
+    _, splits = load_splits(params.data, args.data, args.subsample_users, args.min_item_degree)
     defaults = from_dict(UnlearnRecConfig, params.unlearnrec)
     prepared = UnlearnRec(defaults)
     if args.cache and Path(args.cache).exists():

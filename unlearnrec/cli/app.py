@@ -205,7 +205,6 @@ def _json_path(template: str, spec: str, several: bool) -> str:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from unlearnrec.data import read_dataset
     from unlearnrec.experiments.bench import (
         check_set_sections,
         expand_methods,
@@ -214,7 +213,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         settings_from_params,
     )
     from unlearnrec.experiments.pipeline import write_json
-    from unlearnrec.experiments.shared import make_splits
+    from unlearnrec.experiments.shared import load_splits
     from unlearnrec.unlearning.requests import parse_spec
 
     requests = args.request or ["random:0.01"]
@@ -251,17 +250,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    data = read_dataset(
-        args.data,
-        min_rating=params.data.min_rating,
-        seed=params.data.seed,
-        test_fraction=params.data.test_fraction,
-    )
-    if args.subsample_users:
-        from unlearnrec.data import subsample_users
-
-        data = subsample_users(data, args.subsample_users, 0, args.min_item_degree)
-    splits = make_splits(data, params.data.valid_fraction, params.data.seed)
+    _, splits = load_splits(params.data, args.data, args.subsample_users, args.min_item_degree)
     settings.retrain_ladder = args.retrain_ladder
     on_epoch, bar = _progress("base model", params.train.max_epochs)
     command = " ".join(["unlearnrec", *sys.argv[1:]])

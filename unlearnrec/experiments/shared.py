@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from unlearnrec.config import DataConfig, ModelConfig, TrainConfig
-from unlearnrec.data import InteractionData, read_dataset, split_validation
+from unlearnrec.data import InteractionData, read_dataset, split_validation, subsample_users
 from unlearnrec.data.dataset import as_edges
 from unlearnrec.data.splits import Splits
 from unlearnrec.graph.bipartite import Graph
@@ -39,13 +39,23 @@ def make_splits(data: InteractionData, valid_fraction: float, seed: int) -> Spli
     )
 
 
-def load_splits(config: DataConfig, path: str | None = None) -> tuple[InteractionData, Splits]:
+def load_splits(
+    config: DataConfig,
+    path: str | None = None,
+    subsample: int | None = None,
+    min_item_degree: int = 1,
+) -> tuple[InteractionData, Splits]:
+    """The dataset at ``path`` (default ``config.path``) and its splits, as ``config`` says;
+    with ``subsample``, first restricted to a fixed sample (seed 0) of that many users and the
+    items with ``min_item_degree`` training pairs among them (``data.subsample_users``)."""
     data = read_dataset(
         path or config.path,
         min_rating=config.min_rating,
         test_fraction=config.test_fraction,
         seed=config.seed,
     )
+    if subsample:
+        data = subsample_users(data, subsample, 0, min_item_degree)
     return data, make_splits(data, config.valid_fraction, config.seed)
 
 

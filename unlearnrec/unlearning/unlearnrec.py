@@ -665,7 +665,6 @@ def unlearn_request(
         graph_r = graph.without(request.edges)
         with torch.no_grad():
             orig_final = model.propagate(graph)  # Ē of the model being corrected, (N, d)
-            delta = encoder.delta(idm.matrix, orig_final)  # ΔE0, (N, d); H0, W_η frozen
         mask = _correction_mask(idm, config, graph.num_users)
         e0 = model.embedding.detach().clone()
         isolated = torch.zeros_like(idm.touched)
@@ -681,7 +680,6 @@ def unlearn_request(
                 isolated_items = _push_isolated_items(
                     e0, isolated, model, graph_r, orig_final, config, train_config, fit_epochs, gen
                 )
-        encode_seconds = clock.elapsed()
         # L_u only on edges whose endpoints both keep their rows: a reset row holds nothing of
         # the removed edges any more, and pushing it further would over-unlearn.
         keep = ~(isolated[idm.edges[:, 0]] | isolated[idm.edges[:, 1] + graph.num_users])
@@ -729,10 +727,15 @@ def unlearn_request(
                     node_mask = _correction_mask(idm_nodes, config, graph.num_users)
                     node_mask = node_mask * (~isolated).float().unsqueeze(1)
                     e0 = e0 + node_mask * encoder.mlp(node_delta)
-            mask = torch.zeros_like(mask)  # the projection replaces the pass on removed edges
             e0, projected = project_users(
                 model, graph_r, e0, removed, targets, rounds=config.projection_rounds
             )
+            delta = None  # the projection replaces the pass on removed edges
+        else:
+            with torch.no_grad():
+                delta = encoder.delta(idm.matrix, orig_final)  # ΔE0, (N, d); H0, W_η frozen
+        encode_seconds = clock.elapsed()  # to the corrected table, before any fine-tune step
+
         e0 = torch.nn.Parameter(e0)
         if config.finetune_rows == "touched":
             # rows the request does not touch keep their trained values: on a converged model
@@ -748,6 +751,11 @@ def unlearn_request(
         if config.finetune_lambda_u is not None:
             config = replace(config, lambda_u=config.finetune_lambda_u)
         opt = torch.optim.Adam([e0, *mlp.parameters()], lr=config.finetune_lr)
+
+        def corrected(rows: torch.Tensor) -> torch.Tensor:
+            """Ẽ0: the rows plus the encoder's correction (MLP fine-tuned) where it applies."""
+            return rows if delta is None else rows + mask * mlp(delta)
+
         views = model.make_views(graph_r, gen)
         if config.finetune_stop not in ("fixed", "calibrated"):
             raise ValueError(
@@ -767,7 +775,7 @@ def unlearn_request(
         if projected and projected["projection_pairs_above"] == 0 and reset_rows is None:
             max_steps = 0  # every removed pair sits at its target and nothing was reset
         for _ in range(max_steps):
-            e0_tilde = e0 + mask * mlp(delta)
+            e0_tilde = corrected(e0)
             loss, parts = _objective(
                 model,
                 graph_r,
@@ -796,7 +804,7 @@ def unlearn_request(
             if calibrated and steps >= config.finetune_min_steps and parts.get("z_gap", 1.0) <= 0.0:
                 break
         with torch.no_grad():
-            e0_final = e0 + mask * mlp(delta)
+            e0_final = corrected(e0)
         unlearned = copy.deepcopy(model)
         unlearned.embedding = torch.nn.Parameter(e0_final.detach())
         unlearned.eval()

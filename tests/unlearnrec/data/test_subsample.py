@@ -34,3 +34,31 @@ def test_it_drops_items_rarer_than_the_minimum_degree(data):
     assert sub.num_users <= 80 and np.isin(np.arange(sub.num_users), sub.train[:, 0]).all()
     with pytest.raises(ValueError, match="positive"):
         subsample_users(data, 0)
+
+
+def test_load_splits_takes_the_bench_sample_from_a_dataset_file(tmp_path):
+    """The bench and its scripts read a sample through ``load_splits``: the same users, items
+    and splits as sampling the read dataset by hand."""
+    from unlearnrec.config import DataConfig
+    from unlearnrec.data import read_dataset, write_synthetic
+    from unlearnrec.experiments.shared import load_splits, make_splits
+
+    write_synthetic(tmp_path, num_users=120, num_items=90, num_groups=3, mean_interactions=8)
+    config = DataConfig()
+    full, _ = load_splits(config, str(tmp_path))
+    sample, splits = load_splits(config, str(tmp_path), subsample=40, min_item_degree=2)
+    by_hand = subsample_users(
+        read_dataset(
+            tmp_path,
+            min_rating=config.min_rating,
+            seed=config.seed,
+            test_fraction=config.test_fraction,
+        ),
+        40,
+        0,
+        2,
+    )
+    assert sample.content_hash() == by_hand.content_hash() != full.content_hash()
+    assert sample.num_users == 40
+    expected = make_splits(by_hand, config.valid_fraction, config.seed)
+    assert np.array_equal(splits.fit, expected.fit) and np.array_equal(splits.valid, expected.valid)
